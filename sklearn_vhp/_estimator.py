@@ -1,0 +1,691 @@
+"""VHPEstimator: scikit-learn glue around the hierarchical-prior VAE."""
+
+import copy
+import io
+import math
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn import get_config
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    DensityMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import _schedules
+from ._torch.factory import build_vae
+
+#: Default REWO tolerance ``κ`` (an RMS error per element) by likelihood.
+_DEFAULT_KAPPA = {"gaussian": 0.03, "bernoulli": 0.2}
+#: Default fixed variance of the Gaussian likelihood.
+_DEFAULT_NOISE_VARIANCE = 0.01
+
+
+def _resolve_device(device):
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but CUDA is not available; "
+            "use device='cpu' or 'auto'."
+        )
+    return dev
+
+
+class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, BaseEstimator):
+    """Variational auto-encoder with a learned hierarchical prior (VHP).
+
+    Implements *Learning Hierarchical Priors in VAEs* (Klushyn et al., 2019).
+    The prior over the latent code is a continuous mixture
+    ``p(z) = ∫ p(z|ζ) p(ζ) dζ`` with ``p(ζ) = N(0, I)``, learned through an
+    importance-weighted bound, and the weight ``β`` of the KL term follows
+    the REWO schedule: reconstruct first, then tighten toward the ELBO
+    (``β → 1``) while the reconstruction error stays below ``κ²``.
+
+    The standard-normal prior and the GECO, warm-up and constant-β schedules
+    are available as options to compare against.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Dimension of the latent code ``z`` (and of ``ζ``).
+    prior : {"vhp", "standard"}, default="vhp"
+        ``"vhp"``: the learned hierarchical prior. ``"standard"``: ``N(0, I)``.
+    schedule : {"rewo", "geco", "warmup", "constant"}, default="rewo"
+        How ``β`` evolves during training (see :mod:`sklearn_vhp._schedules`).
+    kappa : float or "auto", default="auto"
+        Constraint tolerance ``κ``: the reconstruction constraint is
+        ``C ≤ κ²`` with ``C`` the mean per-element squared error between the
+        data and the decoder mean, so ``κ`` is an RMS error in data units.
+        ``"auto"`` uses 0.03 for Gaussian data in [0, 1] (scaled by the
+        data's range otherwise) and 0.2 for binary data.
+    nu : float, default=5.0
+        Update rate ``ν`` of REWO and GECO.
+    tau : float, default=3.0
+        Slope ``τ`` of REWO's ``f_β``.
+    alpha : float, default=0.99
+        Running-average factor of ``Ĉ_t``.
+    beta_init : float or None, default=None
+        Starting ``β``: ``None`` means 1e-3 for REWO, 1 for GECO and
+        ``"constant"``, 0 for warm-up.
+    warmup_epochs : int, default=20
+        Length of the linear warm-up, in epochs (``schedule="warmup"``).
+    n_importance : int, default=16
+        Samples ``K`` of ``q(ζ|z)`` in the hierarchical prior's bound.
+    n_eval_samples : int, default=1000
+        Importance samples per row in :meth:`score_samples` (the paper
+        reports 5000).
+    likelihood : {"auto", "bernoulli", "gaussian"}, default="auto"
+        ``"auto"`` picks Bernoulli when every value is 0 or 1.
+    noise_variance : float or "auto", default="auto"
+        Fixed variance of the Gaussian likelihood; ``"auto"`` is 0.01 for data
+        in [0, 1], scaled by the squared data range otherwise.
+    architecture : {"mlp"}, default="mlp"
+        Network family of encoder and decoder.
+    hidden_layer_sizes : tuple of int, default=(256, 256, 256, 256)
+        Widths of the hidden layers of every network (paper: 4 × 256).
+    activation : {"tanh", "relu", "elu", "silu"}, default="tanh"
+        Hidden-layer activation.
+    init : {"pca", "random"}, default="pca"
+        ``"pca"`` starts the encoder mean as the whitened PCA projection (a
+        linear shortcut beside the MLP, whose output starts at zero), as
+        t-SNE and UMAP start from a spectral layout; ``"random"`` does not.
+    batch_size : int, default=64
+        Mini-batch size (capped at the number of samples).
+    max_iter : int, default=100
+        Number of epochs.
+    learning_rate : float, default=1e-3
+        Adam step size.
+    device : str, default="auto"
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``…
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, mini-batches and all sampling, through a local
+        ``torch.Generator`` (the global seed is left alone).
+    verbose : int, default=0
+        ``> 0`` shows a progress bar with the phase, ``β`` and ``Ĉ_t``.
+    warm_start : bool, default=False
+        Continue training the fitted model (and its schedule) on ``fit``.
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The trained :class:`~sklearn_vhp._torch.VAE`.
+    schedule_ : object
+        The β schedule, with its state (``beta``, ``constraint_avg``, ``phase``).
+    beta_ : float
+        ``β`` at the end of training.
+    kappa_ : float
+        The tolerance ``κ`` used.
+    likelihood_ : str
+        The likelihood used (``"auto"`` resolved).
+    history_ : dict of ndarray
+        One entry per training iteration: ``loss``, ``reconstruction``
+        (``-log p(x|z)`` per row), ``constraint`` (batch ``C``),
+        ``constraint_avg`` (``Ĉ_t``), ``kl``, ``beta``, ``phase``, ``epoch``.
+    n_iter_ : int
+        Epochs run (over all calls with ``warm_start``).
+    device_ : torch.device
+        Where the module lives.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when ``X`` has string column names.
+
+    See Also
+    --------
+    ManifoldInterpolator : Graph-based interpolation in the learned latent space.
+
+    References
+    ----------
+    A. Klushyn, N. Chen, R. Kurle, B. Cseke, P. van der Smagt. *Learning
+    Hierarchical Priors in VAEs*. NeurIPS 2019.
+
+    Examples
+    --------
+    >>> from sklearn_vhp import VHPEstimator
+    >>> from sklearn_vhp.datasets import make_pendulum
+    >>> X, angles = make_pendulum(n_samples=200, random_state=0)
+    >>> vhp = VHPEstimator(hidden_layer_sizes=(32,), max_iter=2, random_state=0)
+    >>> vhp.fit_transform(X).shape
+    (200, 2)
+    """
+
+    _parameter_constraints = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "prior": [StrOptions({"vhp", "standard"})],
+        "schedule": [StrOptions({"rewo", "geco", "warmup", "constant"})],
+        "kappa": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+        "nu": [Interval(Real, 0, None, closed="neither")],
+        "tau": [Interval(Real, 0, None, closed="neither")],
+        "alpha": [Interval(Real, 0, 1, closed="left")],
+        "beta_init": [Interval(Real, 0, None, closed="left"), None],
+        "warmup_epochs": [Interval(Integral, 1, None, closed="left")],
+        "n_importance": [Interval(Integral, 1, None, closed="left")],
+        "n_eval_samples": [Interval(Integral, 1, None, closed="left")],
+        "likelihood": [StrOptions({"auto", "bernoulli", "gaussian"})],
+        "noise_variance": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+        "architecture": [StrOptions({"mlp"})],
+        "hidden_layer_sizes": ["array-like"],
+        "activation": [StrOptions({"tanh", "relu", "elu", "silu"})],
+        "init": [StrOptions({"pca", "random"})],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "device": [str],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        *,
+        n_components=2,
+        prior="vhp",
+        schedule="rewo",
+        kappa="auto",
+        nu=5.0,
+        tau=3.0,
+        alpha=0.99,
+        beta_init=None,
+        warmup_epochs=20,
+        n_importance=16,
+        n_eval_samples=1000,
+        likelihood="auto",
+        noise_variance="auto",
+        architecture="mlp",
+        hidden_layer_sizes=(256, 256, 256, 256),
+        activation="tanh",
+        init="pca",
+        batch_size=64,
+        max_iter=100,
+        learning_rate=1e-3,
+        device="auto",
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+    ):
+        self.n_components = n_components
+        self.prior = prior
+        self.schedule = schedule
+        self.kappa = kappa
+        self.nu = nu
+        self.tau = tau
+        self.alpha = alpha
+        self.beta_init = beta_init
+        self.warmup_epochs = warmup_epochs
+        self.n_importance = n_importance
+        self.n_eval_samples = n_eval_samples
+        self.likelihood = likelihood
+        self.noise_variance = noise_variance
+        self.architecture = architecture
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.init = init
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    # ------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train the model on ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data. Binary data suits the Bernoulli likelihood; other
+            real data the Gaussian one.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        self : VHPEstimator
+            The fitted estimator.
+        """
+        continuing = self.warm_start and hasattr(self, "module_")
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not continuing)
+        hidden = self._check_hidden_layer_sizes()
+        rng = check_random_state(self.random_state)
+        if not continuing:
+            self._initialize(X, hidden, rng)
+        self._train(X, rng)
+        return self
+
+    def _check_hidden_layer_sizes(self):
+        hidden = np.atleast_1d(np.asarray(self.hidden_layer_sizes)).tolist()
+        if not all(isinstance(h, Integral) and h > 0 for h in hidden):
+            raise ValueError(
+                "hidden_layer_sizes must be a sequence of positive integers, "
+                f"got {self.hidden_layer_sizes!r}."
+            )
+        return tuple(int(h) for h in hidden)
+
+    def _resolve_likelihood(self, X):
+        binary = bool(np.all((X == 0) | (X == 1)))
+        if self.likelihood == "auto":
+            return "bernoulli" if binary else "gaussian"
+        if self.likelihood == "bernoulli" and (X.min() < 0 or X.max() > 1):
+            raise ValueError(
+                "likelihood='bernoulli' needs data in [0, 1]; got values in "
+                f"[{X.min():g}, {X.max():g}]. Scale the data or use "
+                "likelihood='gaussian'."
+            )
+        return self.likelihood
+
+    def _initialize(self, X, hidden, rng):
+        """Resolve settings, build the module, the optimiser and the schedule."""
+        self.device_ = _resolve_device(self.device)
+        self.likelihood_ = self._resolve_likelihood(X)
+        # Data scale: 1 for data in [0, 1] (images), the range otherwise.
+        span = float(np.ptp(X)) if X.size else 1.0
+        scale = 1.0 if (X.min() >= 0 and X.max() <= 1) or span == 0 else span
+        self.kappa_ = (
+            _DEFAULT_KAPPA[self.likelihood_] * scale if self.kappa == "auto" else float(self.kappa)
+        )
+        noise_variance = (
+            _DEFAULT_NOISE_VARIANCE * scale**2
+            if self.noise_variance == "auto"
+            else float(self.noise_variance)
+        )
+        self._module_config = dict(
+            n_features=X.shape[1],
+            n_components=self.n_components,
+            prior=self.prior,
+            likelihood=self.likelihood_,
+            hidden_layer_sizes=hidden,
+            activation=self.activation,
+            noise_variance=noise_variance,
+        )
+        generator = torch.Generator().manual_seed(int(rng.randint(2**31 - 1)))
+        module = build_vae(**self._module_config, generator=generator)
+        if self.init == "pca":
+            self._init_pca(module, X, rng)
+        self.module_ = module.to(self.device_)
+        self._optimizer = torch.optim.Adam(self.module_.parameters(), lr=self.learning_rate)
+        self.schedule_ = self._make_schedule(X.shape[0])
+        self.history_ = {}
+        self.n_iter_ = 0
+        self._eval_seed = int(rng.randint(2**31 - 1))
+
+    def _init_pca(self, module, X, rng):
+        """Start the encoder mean at the whitened PCA projection of ``X``."""
+        n = X.shape[0]
+        rows = rng.choice(n, size=min(n, 10000), replace=False) if n > 10000 else slice(None)
+        Xs = np.asarray(X[rows], dtype=np.float64)
+        mean = Xs.mean(axis=0)
+        _, s, vt = np.linalg.svd(Xs - mean, full_matrices=False)
+        k = min(self.n_components, vt.shape[0])
+        std = s[:k] / math.sqrt(max(1, Xs.shape[0] - 1))
+        weight = np.zeros((self.n_components, X.shape[1]))
+        ok = std > 1e-8 * max(1.0, float(std.max()) if k else 1.0)
+        weight[:k][ok] = vt[:k][ok] / std[ok, None]
+        dtype = torch.float32
+        module.encoder.set_linear_mean(
+            torch.as_tensor(weight, dtype=dtype), torch.as_tensor(-weight @ mean, dtype=dtype)
+        )
+        # The decoder starts as the PCA reconstruction (Gaussian data) or at
+        # the mean pixel probabilities (Bernoulli data, in logits).
+        decoder_weight = np.zeros((X.shape[1], self.n_components))
+        if self.likelihood_ == "gaussian":
+            decoder_weight[:, :k][:, ok] = (vt[:k][ok] * std[ok, None]).T
+            bias = mean
+        else:
+            bias = _logit(mean)
+        with torch.no_grad():
+            module.decoder.set_linear(
+                torch.as_tensor(decoder_weight, dtype=dtype), torch.as_tensor(bias, dtype=dtype)
+            )
+
+    def _make_schedule(self, n_samples):
+        beta_init = self.beta_init
+        if self.schedule == "rewo":
+            return _schedules.REWOSchedule(
+                self.kappa_,
+                nu=self.nu,
+                tau=self.tau,
+                alpha=self.alpha,
+                beta_init=1e-3 if beta_init is None else beta_init,
+            )
+        if self.schedule == "geco":
+            return _schedules.GECOSchedule(
+                self.kappa_,
+                nu=self.nu,
+                alpha=self.alpha,
+                beta_init=1.0 if beta_init is None else beta_init,
+            )
+        if self.schedule == "warmup":
+            steps = self.warmup_epochs * math.ceil(n_samples / min(self.batch_size, n_samples))
+            return _schedules.WarmupSchedule(
+                steps, alpha=self.alpha, beta_init=0.0 if beta_init is None else beta_init
+            )
+        return _schedules.ConstantSchedule(
+            1.0 if beta_init is None else beta_init, alpha=self.alpha
+        )
+
+    def _train(self, X, rng):
+        module, opt, schedule = self.module_, self._optimizer, self.schedule_
+        device = self.device_
+        data = torch.tensor(X, dtype=torch.float32, device=device)
+        n = data.shape[0]
+        batch = min(self.batch_size, n)
+        generator = torch.Generator(device=device).manual_seed(int(rng.randint(2**31 - 1)))
+        prior_params = module.prior_parameters()
+        records = {k: [] for k in ("beta", "constraint_avg", "phase", "epoch")}
+        stats = []
+        bar = None
+        if self.verbose:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.max_iter, desc="VHPEstimator", unit="epoch")
+        module.train()
+        try:
+            for _ in range(self.max_iter):
+                epoch = self.n_iter_ + 1
+                perm = torch.randperm(n, generator=generator, device=device)
+                for start in range(0, n, batch):
+                    idx = perm[start : start + batch]
+                    if idx.shape[0] < batch and start > 0:
+                        continue  # drop the ragged last batch
+                    train_prior = schedule.train_prior
+                    for p in prior_params:
+                        p.requires_grad_(train_prior)
+                    x = data[idx]
+                    nll, kl, sq_err = module.loss_terms(x, self.n_importance, generator)
+                    beta = schedule.beta
+                    loss = (nll + beta * kl).mean()
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    row = torch.stack(
+                        [loss.detach(), nll.detach().mean(), sq_err, kl.detach().mean()]
+                    )
+                    values = row.tolist()  # the one host sync per iteration
+                    if not all(math.isfinite(v) for v in values):
+                        raise FloatingPointError(
+                            f"Training diverged at epoch {epoch}: the loss is not finite "
+                            f"(loss={values[0]}, C={values[2]}). Lower learning_rate, "
+                            "scale the data (e.g. to [0, 1]) or set noise_variance."
+                        )
+                    opt.step()
+                    stats.append(values)
+                    records["beta"].append(beta)
+                    records["phase"].append(schedule.phase)
+                    records["epoch"].append(epoch)
+                    schedule.step(values[2])
+                    records["constraint_avg"].append(schedule.constraint_avg)
+                self.n_iter_ = epoch
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(
+                        phase=schedule.phase,
+                        beta=f"{schedule.beta:.3g}",
+                        C=f"{schedule.constraint_avg:.3g}",
+                    )
+        finally:
+            if bar is not None:
+                bar.close()
+            for p in prior_params:
+                p.requires_grad_(True)
+            module.eval()
+            self._append_history(stats, records)
+        self.beta_ = float(schedule.beta)
+        if schedule.phase == "initial":
+            warnings.warn(
+                f"Training ended in REWO's initial phase: the running reconstruction "
+                f"error Ĉ = {schedule.constraint_avg:.3g} never fell below "
+                f"κ² = {self.kappa_**2:.3g}, so the prior was not trained. Increase "
+                "max_iter or kappa.",
+                ConvergenceWarning,
+            )
+
+    def _append_history(self, stats, records):
+        arr = np.asarray(stats, dtype=np.float64).reshape(-1, 4)
+        new = {
+            "loss": arr[:, 0],
+            "reconstruction": arr[:, 1],
+            "constraint": arr[:, 2],
+            "kl": arr[:, 3],
+            "constraint_avg": np.asarray(records["constraint_avg"], dtype=np.float64),
+            "beta": np.asarray(records["beta"], dtype=np.float64),
+            "phase": np.asarray(records["phase"], dtype=object),
+            "epoch": np.asarray(records["epoch"], dtype=np.int64),
+        }
+        old = self.history_
+        self.history_ = {k: np.concatenate([old[k], v]) if k in old else v for k, v in new.items()}
+
+    # ------------------------------------------------------------ inference
+    def _module_for(self, dtype):
+        """The module in the precision of the input (float64 for float64 data)."""
+        if dtype == np.float32:
+            return self.module_
+        return copy.deepcopy(self.module_).to(torch.float64)
+
+    def _validate(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+
+    def _map_rows(self, fn, X, dtype, out_width):
+        """Apply ``fn`` to row chunks of ``X`` without gradients; numpy out."""
+        tdtype = torch.float64 if dtype == np.float64 else torch.float32
+        chunk = max(
+            1, _working_rows(out_width + max(self._module_config["hidden_layer_sizes"], default=1))
+        )
+        out = []
+        with torch.no_grad():
+            for start in range(0, X.shape[0], chunk):
+                x = torch.tensor(X[start : start + chunk], dtype=tdtype, device=self.device_)
+                out.append(fn(x).cpu().numpy())
+        if not out:
+            return np.empty((0, out_width), dtype=dtype)
+        return np.concatenate(out).astype(dtype, copy=False)
+
+    def transform(self, X):
+        """Encode ``X`` as posterior means ``E[z|x]``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_components)
+            Posterior means, in the dtype of ``X`` (float32 or float64).
+        """
+        X = self._validate(X)
+        module = self._module_for(X.dtype)
+        return self._map_rows(module.encode_mean, X, X.dtype, self.n_components)
+
+    def inverse_transform(self, X):
+        """Decode latent codes to decoder means.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components)
+            Latent codes.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features_in_)
+            Decoder means (probabilities for the Bernoulli likelihood).
+        """
+        check_is_fitted(self)
+        from sklearn.utils import check_array
+
+        Z = check_array(X, dtype=[np.float64, np.float32])
+        if Z.shape[1] != self.n_components:
+            raise ValueError(
+                f"X has {Z.shape[1]} features, but inverse_transform expects "
+                f"n_components={self.n_components} latent features."
+            )
+        module = self._module_for(Z.dtype)
+        return self._map_rows(module.decode_mean, Z, Z.dtype, self.n_features_in_)
+
+    def score_samples(self, X):
+        """Importance-sampled log-likelihood ``log p(x)`` of each row, in nats.
+
+        ``log p(x) ≈ logsumexp_s log w_s - log S`` with ``S = n_eval_samples``
+        samples from the joint proposal ``q(z|x) q(ζ|z)`` (for the standard
+        prior, ``q(z|x)``). The estimate is a stochastic lower bound that
+        tightens as ``S`` grows. It is computed in float64, with the same
+        noise for every row, so a row's value does not depend on the other
+        rows and repeated calls agree. Memory is bounded by scikit-learn's
+        ``working_memory`` setting (``sklearn.config_context``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_prob : ndarray of shape (n_samples,)
+        """
+        X = self._validate(X)
+        module = self._module_for(np.float64)
+        dev, S = self.device_, self.n_eval_samples
+        gen = torch.Generator(device=dev).manual_seed(self._eval_seed)
+        kw = dict(generator=gen, device=dev, dtype=torch.float64)
+        eps_z = torch.randn(S, self.n_components, **kw)
+        n_aux = module.prior.n_aux
+        eps_aux = torch.randn(S, n_aux, **kw) if n_aux else None
+        # Bytes per (row, sample) pair: decoder activations and outputs.
+        width = 3 * self.n_features_in_ + 2 * max(
+            self._module_config["hidden_layer_sizes"], default=1
+        )
+        s_chunk = min(S, max(1, _working_rows(width) // 8))
+        r_chunk = max(1, _working_rows(width * s_chunk))
+        out = np.empty(X.shape[0])
+        with torch.no_grad():
+            for r0 in range(0, X.shape[0], r_chunk):
+                x = torch.tensor(X[r0 : r0 + r_chunk], dtype=torch.float64, device=dev)
+                acc = torch.full((x.shape[0],), -math.inf, dtype=torch.float64, device=dev)
+                for s0 in range(0, S, s_chunk):
+                    aux = eps_aux[s0 : s0 + s_chunk] if n_aux else None
+                    log_w = module.log_weights(x, eps_z[s0 : s0 + s_chunk], aux)
+                    acc = torch.logaddexp(acc, torch.logsumexp(log_w, dim=1))
+                out[r0 : r0 + x.shape[0]] = (acc - math.log(S)).cpu().numpy()
+        return out
+
+    def score(self, X, y=None):
+        """Mean log-likelihood of ``X`` (see :meth:`score_samples`).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+
+        Returns
+        -------
+        float
+            Mean of :meth:`score_samples`; higher is better, so model
+            selection by ``GridSearchCV`` picks the best held-out likelihood.
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def sample_latent(self, n_samples=1, random_state=None):
+        """Draw latent codes from the learned prior (``ζ ~ N(0, I)``, ``z ~ p(z|ζ)``).
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+        random_state : int, RandomState instance or None, default=None
+            ``None`` uses the estimator's ``random_state``.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_components)
+        """
+        check_is_fitted(self)
+        if not isinstance(n_samples, Integral) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        rng = check_random_state(self.random_state if random_state is None else random_state)
+        gen = torch.Generator(device=self.device_).manual_seed(int(rng.randint(2**31 - 1)))
+        module = self._module_for(np.float64)
+        with torch.no_grad():
+            return module.sample_latent(n_samples, gen).cpu().numpy()
+
+    def sample(self, n_samples=1, random_state=None):
+        """Generate data: decoder means of codes drawn from the learned prior.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+        random_state : int, RandomState instance or None, default=None
+            ``None`` uses the estimator's ``random_state``.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features_in_)
+        """
+        return self.inverse_transform(self.sample_latent(n_samples, random_state))
+
+    # ----------------------------------------------------------- sklearn bits
+    @property
+    def _n_features_out(self):
+        return self.n_components
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    # ------------------------------------------------------------- pickling
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # object.__getstate__ is __dict__ itself
+        if "module_" in state:
+            buf = io.BytesIO()
+            torch.save(
+                {"module": self.module_.state_dict(), "optimizer": self._optimizer.state_dict()},
+                buf,
+            )
+            state["module_"] = buf.getvalue()
+            state["device_"] = str(self.device_)
+            state.pop("_optimizer", None)
+        return state
+
+    def __setstate__(self, state):
+        blob = state.get("module_")
+        if isinstance(blob, bytes):
+            device = torch.device(state["device_"])
+            if device.type == "cuda" and not torch.cuda.is_available():
+                warnings.warn(
+                    f"This model was fitted on {device} but CUDA is not available; "
+                    "it is loaded on the CPU.",
+                    UserWarning,
+                )
+                device = torch.device("cpu")
+            saved = torch.load(io.BytesIO(blob), map_location=device, weights_only=True)
+            module = build_vae(**state["_module_config"])
+            module.load_state_dict(saved["module"])
+            module.to(device).eval()
+            optimizer = torch.optim.Adam(module.parameters(), lr=state.get("learning_rate", 1e-3))
+            optimizer.load_state_dict(saved["optimizer"])
+            state["module_"] = module
+            state["_optimizer"] = optimizer
+            state["device_"] = device
+        super().__setstate__(state)
+
+
+def _logit(p, eps=1e-4):
+    p = np.clip(p, eps, 1.0 - eps)
+    return np.log(p) - np.log1p(-p)
+
+
+def _working_rows(floats_per_row):
+    """Rows whose float64 work fits in sklearn's ``working_memory`` (MiB)."""
+    budget = get_config()["working_memory"] * 2**20
+    return max(1, int(budget // (8 * max(1, floats_per_row))))

@@ -1,0 +1,135 @@
+"""β schedules: plain Python objects, no torch.
+
+Every schedule is told the batch constraint value ``C`` after each training
+iteration (:meth:`BetaSchedule.step`) and exposes
+
+``beta``            the weight of the KL term for the next iteration,
+``constraint_avg``  the running average ``Ĉ_t = (1-α) C + α Ĉ_{t-1}``,
+``phase``           ``"initial"`` or ``"main"``,
+``train_prior``     whether the prior's networks are trained now.
+
+The constraint ``C`` is the mean per-element squared error between ``x`` and
+the decoder mean, so ``κ`` is an RMS reconstruction tolerance: ``C ≤ κ²``.
+"""
+
+import math
+
+
+class BetaSchedule:
+    """Base class: keeps the running average of the constraint."""
+
+    def __init__(self, *, alpha=0.99):
+        self.alpha = alpha
+        self.constraint_avg = None
+        self.phase = "main"
+        self.beta = 1.0
+
+    @property
+    def train_prior(self):
+        return self.phase == "main"
+
+    def _update_average(self, constraint):
+        if self.constraint_avg is None:
+            self.constraint_avg = float(constraint)
+        else:
+            self.constraint_avg = (1.0 - self.alpha) * constraint + self.alpha * self.constraint_avg
+        return self.constraint_avg
+
+    def step(self, constraint):
+        """Record one iteration's constraint value and update ``beta``."""
+        self._update_average(constraint)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
+
+
+class ConstantSchedule(BetaSchedule):
+    """``β`` fixed (``β = 1`` is the ELBO); the constraint is only recorded."""
+
+    def __init__(self, beta=1.0, *, alpha=0.99):
+        super().__init__(alpha=alpha)
+        self.beta = float(beta)
+
+
+def rewo_f(beta, delta, tau):
+    """``f_β(β, δ; τ) = (1 - H(δ)) tanh(τ (β - 1)) - H(δ)`` (paper Eq. 13).
+
+    ``H`` is the Heaviside step. When the constraint is violated (δ > 0),
+    ``f = -1`` and ``β`` falls; when it holds (δ ≤ 0), ``f = tanh(τ(β-1)) ≤ 0``
+    which, multiplied by ``δ ≤ 0``, raises ``β`` ever more slowly toward 1.
+    """
+    if delta > 0:
+        return -1.0
+    return math.tanh(tau * (beta - 1.0))
+
+
+class REWOSchedule(BetaSchedule):
+    """Reconstruction-error-based weighting (paper Alg. 1, Eq. 12–13).
+
+    Initial phase: ``β = beta_init`` and only encoder and decoder are trained,
+    until the running average ``Ĉ_t`` first drops below ``κ²``. The switch is
+    permanent. Main phase: all networks are trained and after each iteration::
+
+        β ← β · exp(ν · f_β(β, Ĉ_t - κ²; τ) · (Ĉ_t - κ²))
+
+    so ``β`` falls while the constraint is violated and rises toward 1 while
+    it holds; it never exceeds 1.
+    """
+
+    def __init__(self, kappa, *, nu=5.0, tau=3.0, alpha=0.99, beta_init=1e-3):
+        super().__init__(alpha=alpha)
+        self.kappa = kappa
+        self.nu = nu
+        self.tau = tau
+        self.beta_init = beta_init
+        self.beta = float(beta_init)
+        self.phase = "initial"
+
+    def step(self, constraint):
+        c_hat = self._update_average(constraint)
+        delta = c_hat - self.kappa**2
+        if self.phase == "initial":
+            if delta < 0:
+                self.phase = "main"
+            return
+        self.beta = min(
+            1.0, self.beta * math.exp(self.nu * rewo_f(self.beta, delta, self.tau) * delta)
+        )
+
+
+class GECOSchedule(BetaSchedule):
+    """GECO (Rezende & Viola 2018; paper Eq. 5) in its ``β = 1/λ`` form.
+
+    ``λ ← λ · exp(ν (Ĉ_t - κ²))``, i.e. ``β ← β · exp(-ν (Ĉ_t - κ²))``: the
+    Lagrange multiplier grows while the constraint is violated. Unlike REWO,
+    ``β`` is not capped at 1 and all networks are trained from the start.
+    """
+
+    def __init__(self, kappa, *, nu=5.0, alpha=0.99, beta_init=1.0):
+        super().__init__(alpha=alpha)
+        self.kappa = kappa
+        self.nu = nu
+        self.beta_init = beta_init
+        self.beta = float(beta_init)
+
+    def step(self, constraint):
+        c_hat = self._update_average(constraint)
+        self.beta *= math.exp(-self.nu * (c_hat - self.kappa**2))
+
+
+class WarmupSchedule(BetaSchedule):
+    """Linear KL warm-up: ``β`` rises from ``beta_init`` to 1 over ``n_steps``."""
+
+    def __init__(self, n_steps, *, alpha=0.99, beta_init=0.0):
+        super().__init__(alpha=alpha)
+        self.n_steps = max(1, int(n_steps))
+        self.beta_init = beta_init
+        self.t = 0
+        self.beta = float(beta_init)
+
+    def step(self, constraint):
+        self._update_average(constraint)
+        self.t += 1
+        frac = min(1.0, self.t / self.n_steps)
+        self.beta = self.beta_init + (1.0 - self.beta_init) * frac

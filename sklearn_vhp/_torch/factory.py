@@ -1,0 +1,64 @@
+"""Build a :class:`VAE` from plain settings and initialise it reproducibly."""
+
+import math
+
+import torch
+from torch import nn
+
+from .likelihoods import BernoulliLikelihood, GaussianLikelihood
+from .networks import MLP, GaussianMLP
+from .priors import HierarchicalPrior, StandardNormalPrior
+from .vae import VAE
+
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "silu": nn.SiLU}
+
+
+def build_vae(
+    *,
+    n_features,
+    n_components,
+    prior,
+    likelihood,
+    hidden_layer_sizes,
+    activation="tanh",
+    noise_variance=None,
+    generator=None,
+):
+    """Construct a VAE from plain (picklable) settings.
+
+    Parameters are initialised from ``generator`` (PyTorch's default scheme:
+    ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``) so that the global random state is
+    neither used nor changed.
+    """
+    act = ACTIVATIONS[activation]
+    hidden = tuple(hidden_layer_sizes)
+    with torch.random.fork_rng(devices=[]):  # module constructors draw from it
+        encoder = GaussianMLP(n_features, hidden, n_components, activation=act)
+        decoder = MLP(n_components, hidden[::-1], n_features, activation=act)
+        if likelihood == "bernoulli":
+            lik = BernoulliLikelihood()
+        else:
+            lik = GaussianLikelihood(noise_variance)
+        if prior == "vhp":
+            pri = HierarchicalPrior(n_components, n_components, hidden, activation=act)
+        else:
+            pri = StandardNormalPrior(n_components)
+        vae = VAE(encoder, decoder, lik, pri)
+    if generator is not None:
+        reset_parameters(vae, generator)
+    return vae
+
+
+@torch.no_grad()
+def reset_parameters(module, generator):
+    """Re-draw every ``nn.Linear`` with ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            bound = 1.0 / math.sqrt(max(1, m.in_features))
+            m.weight.uniform_(-bound, bound, generator=generator)
+            if m.bias is not None:
+                m.bias.uniform_(-bound, bound, generator=generator)
+    # GaussianMLPs start with unit variances.
+    for m in module.modules():
+        if isinstance(m, GaussianMLP):
+            m.net.out.bias[m.n_out :] = 0.0

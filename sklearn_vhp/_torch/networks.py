@@ -1,0 +1,84 @@
+"""Fully connected networks."""
+
+import math
+
+import torch
+from torch import nn
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+#: Log-variances are squashed softly into (-LOGVAR_BOUND, LOGVAR_BOUND):
+#: unbounded log-variances made a beta ~ 1e-6 run diverge to NaN.
+LOGVAR_BOUND = 6.0
+
+
+def gaussian_log_prob(x, mean, logvar):
+    """Log-density of a diagonal Gaussian, summed over the last axis."""
+    return -0.5 * (((x - mean) ** 2) * torch.exp(-logvar) + logvar + LOG_2PI).sum(-1)
+
+
+def standard_normal_log_prob(x):
+    """Log-density of N(0, I), summed over the last axis."""
+    return -0.5 * (x**2 + LOG_2PI).sum(-1)
+
+
+class MLP(nn.Module):
+    """A stack of ``Linear`` + activation layers plus a linear output layer.
+
+    With ``shortcut=True`` a linear map from input to output is added to the
+    network's output (a "linear + nonlinear" residual form): it can be
+    initialised to a known linear solution such as PCA (see
+    :meth:`set_linear`) while the nonlinear part starts from zero.
+    """
+
+    def __init__(self, n_in, hidden, n_out, *, activation=nn.Tanh, shortcut=True):
+        super().__init__()
+        layers, width = [], n_in
+        for h in hidden:
+            layers += [nn.Linear(width, h), activation()]
+            width = h
+        self.body = nn.Sequential(*layers)
+        self.out = nn.Linear(width, n_out)
+        self.shortcut = nn.Linear(n_in, n_out, bias=False) if shortcut else None
+
+    def forward(self, x):
+        y = self.out(self.body(x))
+        if self.shortcut is not None:
+            y = y + self.shortcut(x)
+        return y
+
+    @torch.no_grad()
+    def set_linear(self, weight, bias):
+        """Make the network start as the affine map ``x @ weight.T + bias``.
+
+        The nonlinear branch's output layer is zeroed (its hidden layers keep
+        their random initialisation, so gradients still flow into them).
+        """
+        self.out.weight.zero_()
+        self.out.bias.copy_(torch.as_tensor(bias))
+        self.shortcut.weight.copy_(torch.as_tensor(weight))
+
+
+class GaussianMLP(nn.Module):
+    """An MLP that outputs the mean and log-variance of a diagonal Gaussian."""
+
+    def __init__(self, n_in, hidden, n_out, *, activation=nn.Tanh, shortcut=True, init_logvar=0.0):
+        super().__init__()
+        self.n_out = n_out
+        self.net = MLP(n_in, hidden, 2 * n_out, activation=activation, shortcut=shortcut)
+        with torch.no_grad():
+            self.net.out.bias[n_out:] = init_logvar
+
+    def forward(self, x):
+        h = self.net(x)
+        mean, raw = h[..., : self.n_out], h[..., self.n_out :]
+        return mean, LOGVAR_BOUND * torch.tanh(raw / LOGVAR_BOUND)
+
+    @torch.no_grad()
+    def set_linear_mean(self, weight, bias):
+        """Start the mean as an affine map of the input (e.g. a PCA projection)."""
+        net = self.net
+        net.out.weight[: self.n_out].zero_()
+        net.out.bias[: self.n_out] = torch.as_tensor(bias)
+        net.shortcut.weight[: self.n_out] = torch.as_tensor(weight)
+        net.shortcut.weight[self.n_out :].zero_()

@@ -1,0 +1,76 @@
+import math
+
+import numpy as np
+import pytest
+
+from sklearn_vhp._schedules import (
+    ConstantSchedule,
+    GECOSchedule,
+    REWOSchedule,
+    WarmupSchedule,
+    rewo_f,
+)
+
+
+def test_rewo_f_signs():
+    # Violated constraint: f = -1 whatever beta.
+    assert rewo_f(0.5, 1e-3, 3.0) == -1.0
+    # Constraint holds: f = tanh(tau (beta - 1)) <= 0, and 0 at beta = 1.
+    assert rewo_f(0.5, -1e-3, 3.0) == pytest.approx(math.tanh(-1.5))
+    assert rewo_f(1.0, -1e-3, 3.0) == 0.0
+
+
+def test_rewo_initial_phase_keeps_beta_until_kappa_reached():
+    s = REWOSchedule(kappa=0.1, beta_init=1e-3, alpha=0.0)
+    for c in [0.5, 0.3, 0.02]:  # above kappa^2 = 0.01
+        s.step(c)
+        assert s.phase == "initial" and s.beta == 1e-3 and not s.train_prior
+    s.step(0.005)  # first time below kappa^2: switch, permanently
+    assert s.phase == "main" and s.train_prior
+    s.step(0.5)
+    assert s.phase == "main"
+
+
+def test_rewo_beta_falls_when_violated_rises_when_satisfied_and_ends_at_one():
+    s = REWOSchedule(kappa=0.1, nu=50.0, beta_init=0.5, alpha=0.0)
+    s.step(0.001)  # switch
+    betas = [s.beta]
+    for _ in range(50):  # violated: beta must fall
+        s.step(0.02)
+        betas.append(s.beta)
+    assert np.all(np.diff(betas) < 0)
+    low = s.beta
+    betas = [low]
+    for _ in range(20000):  # satisfied: beta rises, never above 1
+        s.step(0.0)
+        betas.append(s.beta)
+    assert np.all(np.diff(betas) >= 0) and max(betas) <= 1.0
+    assert betas[1] > low
+    assert s.beta == pytest.approx(1.0, abs=1e-3)
+
+
+def test_running_average():
+    s = ConstantSchedule(alpha=0.9)
+    s.step(1.0)
+    s.step(0.0)
+    assert s.constraint_avg == pytest.approx(0.9)
+    assert s.beta == 1.0 and s.train_prior
+
+
+def test_geco_multiplier_direction_and_no_cap():
+    s = GECOSchedule(kappa=0.1, nu=10.0, alpha=0.0)
+    s.step(0.5)  # violated: lambda grows, beta = 1 / lambda falls
+    assert s.beta < 1.0
+    s = GECOSchedule(kappa=0.1, nu=10.0, alpha=0.0)
+    for _ in range(100):
+        s.step(0.0)  # satisfied: beta grows past 1 (no cap, unlike REWO)
+    assert s.beta > 1.0
+
+
+def test_warmup_linear():
+    s = WarmupSchedule(10)
+    betas = []
+    for _ in range(15):
+        s.step(0.0)
+        betas.append(s.beta)
+    assert betas[4] == pytest.approx(0.5) and betas[9] == 1.0 and betas[-1] == 1.0
