@@ -178,6 +178,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         "hidden_layer_sizes": ["array-like"],
         "activation": [StrOptions({"tanh", "relu", "elu", "silu"})],
         "init": [StrOptions({"pca", "random"})],
+        "encoder_variance": [StrOptions({"amortized", "shared"})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
@@ -207,6 +208,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         hidden_layer_sizes=(256, 256, 256, 256),
         activation="tanh",
         init="pca",
+        encoder_variance="amortized",
         batch_size=64,
         max_iter=100,
         learning_rate=1e-3,
@@ -232,6 +234,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.init = init
+        self.encoder_variance = encoder_variance
         self.batch_size = batch_size
         self.max_iter = max_iter
         self.learning_rate = learning_rate
@@ -311,6 +314,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             hidden_layer_sizes=hidden,
             activation=self.activation,
             noise_variance=noise_variance,
+            encoder_variance=self.encoder_variance,
         )
         generator = torch.Generator().manual_seed(int(rng.randint(2**31 - 1)))
         module = build_vae(**self._module_config, generator=generator)

@@ -22,6 +22,7 @@ def build_vae(
     hidden_layer_sizes,
     activation="tanh",
     noise_variance=None,
+    encoder_variance="amortized",
     generator=None,
 ):
     """Construct a VAE from plain (picklable) settings.
@@ -33,7 +34,13 @@ def build_vae(
     act = ACTIVATIONS[activation]
     hidden = tuple(hidden_layer_sizes)
     with torch.random.fork_rng(devices=[]):  # module constructors draw from it
-        encoder = GaussianMLP(n_features, hidden, n_components, activation=act)
+        encoder = GaussianMLP(
+            n_features,
+            hidden,
+            n_components,
+            activation=act,
+            shared_variance=encoder_variance == "shared",
+        )
         decoder = MLP(n_components, hidden[::-1], n_features, activation=act)
         if likelihood == "bernoulli":
             lik = BernoulliLikelihood()
@@ -62,3 +69,5 @@ def reset_parameters(module, generator):
     for m in module.modules():
         if isinstance(m, GaussianMLP):
             m.net.out.bias[m.n_out :] = 0.0
+            if m.shared_logvar is not None:
+                m.shared_logvar.zero_()

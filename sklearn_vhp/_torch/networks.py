@@ -62,16 +62,21 @@ class MLP(nn.Module):
 class GaussianMLP(nn.Module):
     """An MLP that outputs the mean and log-variance of a diagonal Gaussian."""
 
-    def __init__(self, n_in, hidden, n_out, *, activation=nn.Tanh, shortcut=True, init_logvar=0.0):
+    def __init__(
+        self, n_in, hidden, n_out, *, activation=nn.Tanh, shortcut=True, shared_variance=False
+    ):
         super().__init__()
         self.n_out = n_out
         self.net = MLP(n_in, hidden, 2 * n_out, activation=activation, shortcut=shortcut)
-        with torch.no_grad():
-            self.net.out.bias[n_out:] = init_logvar
+        # With a shared variance the log-variance is one learned vector, the
+        # same for every input (a homoscedastic posterior).
+        self.shared_logvar = nn.Parameter(torch.zeros(n_out)) if shared_variance else None
 
     def forward(self, x):
         h = self.net(x)
         mean, raw = h[..., : self.n_out], h[..., self.n_out :]
+        if self.shared_logvar is not None:
+            raw = self.shared_logvar.expand_as(raw)
         return mean, LOGVAR_BOUND * torch.tanh(raw / LOGVAR_BOUND)
 
     @torch.no_grad()
