@@ -17,7 +17,7 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
+from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -25,7 +25,7 @@ from . import _schedules
 from ._torch.factory import build_vae
 
 #: Default REWO tolerance ``κ`` (an RMS error per element) by likelihood.
-_DEFAULT_KAPPA = {"gaussian": 0.03, "bernoulli": 0.2}
+_DEFAULT_KAPPA = {"gaussian": 0.05, "bernoulli": 0.2}
 #: Default fixed variance of the Gaussian likelihood.
 _DEFAULT_NOISE_VARIANCE = 0.01
 
@@ -52,22 +52,47 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
     the REWO schedule: reconstruct first, then tighten toward the ELBO
     (``β → 1``) while the reconstruction error stays below ``κ²``.
 
-    The standard-normal prior and the GECO, warm-up and constant-β schedules
-    are available as options to compare against.
+    The baselines of the paper are options of the same estimator: the
+    standard-normal prior and the VampPrior (``prior``), the importance-weighted
+    bound of IWAE (``objective="iwae"``) and the GECO, warm-up and constant-β
+    schedules (``schedule``).
 
     Parameters
     ----------
     n_components : int, default=2
         Dimension of the latent code ``z`` (and of ``ζ``).
-    prior : {"vhp", "standard"}, default="vhp"
+    prior : {"vhp", "standard", "vamp"}, default="vhp"
         ``"vhp"``: the learned hierarchical prior. ``"standard"``: ``N(0, I)``.
+        ``"vamp"``: the VampPrior (Tomczak & Welling, 2018), the mixture
+        ``1/K Σ_k q(z|u_k)`` of the encoder's posteriors at
+        ``n_pseudo_inputs`` learned pseudo-inputs ``u_k``, which start as
+        random training rows (chosen with ``random_state``); its
+        ``log p(z)`` is exact.
+    objective : {"elbo", "iwae"}, default="elbo"
+        Training objective. ``"elbo"``: the (β-weighted) ELBO with one
+        sample of ``z`` per row. ``"iwae"``: the importance-weighted bound of
+        Burda et al. (2016) with ``K = n_importance`` samples per row: over
+        ``z`` for ``prior="standard"`` (the paper's IWAE (L=1) row) or
+        ``"vamp"``, and over ``(z, ζ)`` jointly, one ``ζ ~ q(ζ|z)`` per ``z``,
+        for ``prior="vhp"`` (the two-layer model ``x ← z ← ζ`` trained as
+        IWAE: the paper's IWAE (L=2) row). With ``K = 1`` it is the ELBO.
+        **β with IWAE**: the schedule still runs and records ``C`` and ``β``;
+        ``β`` tempers the prior-to-posterior ratio inside every importance
+        weight, ``w_k = p(x|z_k) (p(z_k) / q(z_k|x))^β``, so that ``K = 1``
+        gives the β-ELBO exactly and ``β = 1`` the IWAE bound proper. The
+        paper's IWAE rows correspond to ``schedule="constant"`` (``β = 1``);
+        other schedules give a tempered IWAE, which is a bound on
+        ``log p(x)`` only once ``β = 1``.
+    n_pseudo_inputs : int, default=500
+        Number of pseudo-inputs of the VampPrior (``prior="vamp"``), capped at
+        the number of training samples; ignored by the other priors.
     schedule : {"rewo", "geco", "warmup", "constant"}, default="rewo"
         How ``β`` evolves during training (see :mod:`sklearn_vhp._schedules`).
     kappa : float or "auto", default="auto"
         Constraint tolerance ``κ``: the reconstruction constraint is
         ``C ≤ κ²`` with ``C`` the mean per-element squared error between the
         data and the decoder mean, so ``κ`` is an RMS error in data units.
-        ``"auto"`` uses 0.03 for Gaussian data in [0, 1] (scaled by the
+        ``"auto"`` uses 0.05 for Gaussian data in [0, 1] (scaled by the
         data's range otherwise) and 0.2 for binary data.
     nu : float, default=5.0
         Update rate ``ν`` of REWO and GECO.
@@ -81,7 +106,10 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
     warmup_epochs : int, default=20
         Length of the linear warm-up, in epochs (``schedule="warmup"``).
     n_importance : int, default=16
-        Samples ``K`` of ``q(ζ|z)`` in the hierarchical prior's bound.
+        Importance samples ``K``. With ``objective="elbo"``: samples of
+        ``q(ζ|z)`` in the hierarchical prior's bound on ``log p(z)`` (unused
+        by the standard and Vamp priors, whose ``log p(z)`` is exact). With
+        ``objective="iwae"``: samples of the IWAE bound (see ``objective``).
     n_eval_samples : int, default=1000
         Importance samples per row in :meth:`score_samples` (the paper
         reports 5000).
@@ -100,9 +128,18 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         ``"pca"`` starts the encoder mean as the whitened PCA projection (a
         linear shortcut beside the MLP, whose output starts at zero), as
         t-SNE and UMAP start from a spectral layout; ``"random"`` does not.
+    encoder_variance : {"shared", "amortized"}, default="shared"
+        Covariance of ``q(z|x)``. ``"shared"``: one learned diagonal variance
+        for all inputs. With a learned prior and ``"amortized"`` (per-input)
+        variances the ELBO is, to first order, indifferent to how the latent
+        manifold is parametrised (the optimal posterior width scales with the
+        latent speed and cancels it), and the latent drifts out of shape; a
+        shared variance makes the ELBO prefer constant latent speed, i.e. an
+        isometric layout. ``"amortized"`` is the usual VAE encoder and can
+        give higher likelihoods.
     batch_size : int, default=64
         Mini-batch size (capped at the number of samples).
-    max_iter : int, default=100
+    max_iter : int, default=50
         Number of epochs.
     learning_rate : float, default=1e-3
         Adam step size.
@@ -132,6 +169,8 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         One entry per training iteration: ``loss``, ``reconstruction``
         (``-log p(x|z)`` per row), ``constraint`` (batch ``C``),
         ``constraint_avg`` (``Ĉ_t``), ``kl``, ``beta``, ``phase``, ``epoch``.
+        With ``objective="iwae"``, ``reconstruction`` and ``kl`` are averages
+        over the ``K`` samples and ``loss`` is the negative bound.
     n_iter_ : int
         Epochs run (over all calls with ``warm_start``).
     device_ : torch.device
@@ -162,7 +201,9 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
 
     _parameter_constraints = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
-        "prior": [StrOptions({"vhp", "standard"})],
+        "prior": [StrOptions({"vhp", "standard", "vamp"})],
+        "objective": [StrOptions({"elbo", "iwae"})],
+        "n_pseudo_inputs": [Interval(Integral, 1, None, closed="left")],
         "schedule": [StrOptions({"rewo", "geco", "warmup", "constant"})],
         "kappa": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "nu": [Interval(Real, 0, None, closed="neither")],
@@ -193,6 +234,8 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         *,
         n_components=2,
         prior="vhp",
+        objective="elbo",
+        n_pseudo_inputs=500,
         schedule="rewo",
         kappa="auto",
         nu=5.0,
@@ -208,9 +251,9 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         hidden_layer_sizes=(256, 256, 256, 256),
         activation="tanh",
         init="pca",
-        encoder_variance="amortized",
+        encoder_variance="shared",
         batch_size=64,
-        max_iter=100,
+        max_iter=50,
         learning_rate=1e-3,
         device="auto",
         random_state=None,
@@ -219,6 +262,8 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
     ):
         self.n_components = n_components
         self.prior = prior
+        self.objective = objective
+        self.n_pseudo_inputs = n_pseudo_inputs
         self.schedule = schedule
         self.kappa = kappa
         self.nu = nu
@@ -264,10 +309,14 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         continuing = self.warm_start and hasattr(self, "module_")
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not continuing)
         hidden = self._check_hidden_layer_sizes()
-        rng = check_random_state(self.random_state)
         if not continuing:
+            rng = check_random_state(self.random_state)
             self._initialize(X, hidden, rng)
-        self._train(X, rng)
+            # Each fit draws its noise seed from this stream, so a warm-started
+            # fit continues it instead of replaying the first fit's batches and
+            # noise (replayed noise biased the gradients and destabilised runs).
+            self._seed_stream = np.random.RandomState(rng.randint(2**31 - 1))
+        self._train(X, self._seed_stream)
         return self
 
     def _check_hidden_layer_sizes(self):
@@ -315,13 +364,19 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             activation=self.activation,
             noise_variance=noise_variance,
             encoder_variance=self.encoder_variance,
+            n_pseudo_inputs=min(self.n_pseudo_inputs, X.shape[0]) if self.prior == "vamp" else None,
         )
         generator = torch.Generator().manual_seed(int(rng.randint(2**31 - 1)))
         module = build_vae(**self._module_config, generator=generator)
         if self.init == "pca":
             self._init_pca(module, X, rng)
+        if self.prior == "vamp":
+            # Pseudo-inputs start as distinct random training rows.
+            k = self._module_config["n_pseudo_inputs"]
+            rows = rng.choice(X.shape[0], size=k, replace=False)
+            module.prior.set_pseudo_inputs(np.asarray(X[rows], dtype=np.float32))
         self.module_ = module.to(self.device_)
-        self._optimizer = torch.optim.Adam(self.module_.parameters(), lr=self.learning_rate)
+        self._optimizer = _make_adam(self.module_, self.learning_rate)
         self.schedule_ = self._make_schedule(X.shape[0])
         self.history_ = {}
         self.n_iter_ = 0
@@ -374,7 +429,8 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                 beta_init=1.0 if beta_init is None else beta_init,
             )
         if self.schedule == "warmup":
-            steps = self.warmup_epochs * math.ceil(n_samples / min(self.batch_size, n_samples))
+            # Matches the training loop, which drops the ragged last batch.
+            steps = self.warmup_epochs * (n_samples // min(self.batch_size, n_samples))
             return _schedules.WarmupSchedule(
                 steps, alpha=self.alpha, beta_init=0.0 if beta_init is None else beta_init
             )
@@ -410,9 +466,15 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                     for p in prior_params:
                         p.requires_grad_(train_prior)
                     x = data[idx]
-                    nll, kl, sq_err = module.loss_terms(x, self.n_importance, generator)
                     beta = schedule.beta
-                    loss = (nll + beta * kl).mean()
+                    loss_rows, nll, kl, sq_err = module.training_loss(
+                        x,
+                        beta=beta,
+                        n_importance=self.n_importance,
+                        generator=generator,
+                        objective=self.objective,
+                    )
+                    loss = loss_rows.mean()
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     row = torch.stack(
@@ -455,6 +517,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                 f"κ² = {self.kappa_**2:.3g}, so the prior was not trained. Increase "
                 "max_iter or kappa.",
                 ConvergenceWarning,
+                stacklevel=2,
             )
 
     def _append_history(self, stats, records):
@@ -570,6 +633,8 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         width = 3 * self.n_features_in_ + 2 * max(
             self._module_config["hidden_layer_sizes"], default=1
         )
+        # The VampPrior's log p(z) holds (components × n_components) per pair.
+        width += 3 * (self._module_config.get("n_pseudo_inputs") or 0) * (self.n_components + 1)
         s_chunk = min(S, max(1, _working_rows(width) // 8))
         r_chunk = max(1, _working_rows(width * s_chunk))
         out = np.empty(X.shape[0])
@@ -601,7 +666,11 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         return float(np.mean(self.score_samples(X)))
 
     def sample_latent(self, n_samples=1, random_state=None):
-        """Draw latent codes from the learned prior (``ζ ~ N(0, I)``, ``z ~ p(z|ζ)``).
+        """Draw latent codes from the learned prior.
+
+        Hierarchical prior: ``ζ ~ N(0, I)``, ``z ~ p(z|ζ)``; standard prior:
+        ``z ~ N(0, I)``; VampPrior: a uniformly chosen pseudo-input ``u_k``,
+        then ``z ~ q(z|u_k)``.
 
         Parameters
         ----------
@@ -637,6 +706,79 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         """
         return self.inverse_transform(self.sample_latent(n_samples, random_state))
 
+    def active_units(self, X, threshold=0.01):
+        """Active latent units and per-dimension KL (paper App. D).
+
+        The activity of a latent unit ``u`` is Burda et al.'s (2016) statistic
+        ``A_u = Cov_x(E_{q(u|x)}[u])``, the variance over the rows of ``X`` of
+        its posterior mean; the unit is active when ``A_u > threshold``. For
+        ``z`` the posterior mean is ``E[z|x]``; for ``ζ`` (hierarchical prior
+        only) it is the mean of ``q(ζ|z)`` at ``z = E[z|x]``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data over which the activity is measured (e.g. a held-out set).
+        threshold : float, default=0.01
+            Activity above which a unit counts as active (Burda et al.: 0.01).
+
+        Returns
+        -------
+        result : :class:`~sklearn.utils.Bunch`
+            ``z_activity`` : ndarray of shape (n_components,)
+                ``A_u`` of each dimension of ``z``.
+            ``z_active`` : ndarray of bool, shape (n_components,)
+                ``z_activity > threshold``.
+            ``n_active_z`` : int
+                Number of active dimensions of ``z``.
+            ``z_kl`` : ndarray of shape (n_components,) or None
+                Mean over ``X`` of ``KL(q(z_j|x) || N(0, 1))`` per dimension:
+                the (analytic) KL term of the ELBO split by dimension, given
+                only for ``prior="standard"`` (the other priors do not
+                factorise over dimensions).
+            ``zeta_activity``, ``zeta_active``, ``n_active_zeta`` :
+                The same for ``ζ``; ``None`` unless ``prior="vhp"``.
+            ``zeta_kl`` : ndarray of shape (n_components,) or None
+                Mean over ``X`` of ``KL(q(ζ_j|z) || N(0, 1))`` at
+                ``z = E[z|x]``, per dimension (``p(ζ) = N(0, I)``);
+                ``None`` unless ``prior="vhp"``.
+        """
+        if not isinstance(threshold, Real) or threshold < 0:
+            raise ValueError(f"threshold must be a non-negative number, got {threshold!r}.")
+        X = self._validate(X)
+        if X.shape[0] < 2:
+            raise ValueError("active_units needs at least 2 samples to measure a variance.")
+        module = self._module_for(np.float64)
+        d = self.n_components
+        n_aux = module.prior.n_aux if hasattr(module.prior, "aux_posterior") else 0
+
+        def stats(x):
+            z_mean, z_kl, zeta_mean, zeta_kl = module.latent_statistics(x)
+            parts = [z_mean, z_kl] + ([zeta_mean, zeta_kl] if n_aux else [])
+            return torch.cat(parts, dim=1)
+
+        out = self._map_rows(stats, X.astype(np.float64), np.float64, 2 * d + 2 * n_aux)
+        z_activity = out[:, :d].var(axis=0)
+        result = Bunch(
+            z_activity=z_activity,
+            z_active=z_activity > threshold,
+            n_active_z=int(np.sum(z_activity > threshold)),
+            z_kl=out[:, d : 2 * d].mean(axis=0) if self.prior == "standard" else None,
+            zeta_activity=None,
+            zeta_active=None,
+            n_active_zeta=None,
+            zeta_kl=None,
+        )
+        if n_aux:
+            zeta_activity = out[:, 2 * d : 2 * d + n_aux].var(axis=0)
+            result.update(
+                zeta_activity=zeta_activity,
+                zeta_active=zeta_activity > threshold,
+                n_active_zeta=int(np.sum(zeta_activity > threshold)),
+                zeta_kl=out[:, 2 * d + n_aux :].mean(axis=0),
+            )
+        return result
+
     # ----------------------------------------------------------- sklearn bits
     @property
     def _n_features_out(self):
@@ -670,18 +812,31 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                     f"This model was fitted on {device} but CUDA is not available; "
                     "it is loaded on the CPU.",
                     UserWarning,
+                    stacklevel=2,
                 )
                 device = torch.device("cpu")
             saved = torch.load(io.BytesIO(blob), map_location=device, weights_only=True)
             module = build_vae(**state["_module_config"])
             module.load_state_dict(saved["module"])
             module.to(device).eval()
-            optimizer = torch.optim.Adam(module.parameters(), lr=state.get("learning_rate", 1e-3))
+            optimizer = _make_adam(module, state.get("learning_rate", 1e-3))
             optimizer.load_state_dict(saved["optimizer"])
             state["module_"] = module
             state["_optimizer"] = optimizer
             state["device_"] = device
         super().__setstate__(state)
+
+
+def _make_adam(module, lr):
+    """Adam, fused into one kernel where this torch build supports it.
+
+    The per-parameter loop of the default implementation cost ~3 ms of a
+    ~18 ms VHP step on 2 CPU threads.
+    """
+    try:
+        return torch.optim.Adam(module.parameters(), lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(module.parameters(), lr=lr)
 
 
 def _logit(p, eps=1e-4):

@@ -232,3 +232,36 @@ def test_pipeline_and_grid_search(pendulum):
     assert search.best_params_["n_components"] in (1, 2)
     assert np.isfinite(search.best_score_)
     assert clone(search.best_estimator_).get_params()["n_components"] in (1, 2)
+
+
+def test_warmup_reaches_one_after_warmup_epochs(pendulum):
+    X, _ = pendulum
+    est = VHPEstimator(
+        schedule="warmup",
+        warmup_epochs=2,
+        max_iter=3,
+        hidden_layer_sizes=(8,),
+        batch_size=64,
+        random_state=0,
+    ).fit(X)
+    beta, epoch = est.history_["beta"], est.history_["epoch"]
+    assert beta[0] == 0.0
+    assert np.all(np.diff(beta) >= 0)
+    assert np.all(beta[epoch == 3] == 1.0) and np.all(beta[epoch <= 2] < 1.0)
+
+
+def test_warm_start_continues_the_random_stream(pendulum, tiny_kwargs):
+    """A second warm fit must not replay the first fit's batches and noise."""
+    X, _ = pendulum
+    # A negligible step size: replayed batches and noise would give the same
+    # per-batch constraint values in both fits.
+    est = VHPEstimator(
+        **{**tiny_kwargs, "max_iter": 1}, learning_rate=1e-12, warm_start=True, kappa=1e-6
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X)
+        est.fit(X)
+    c = est.history_["constraint"]
+    half = len(c) // 2
+    assert not np.allclose(c[:half], c[half:], rtol=1e-4)

@@ -2,13 +2,13 @@
 
 ``networks``   encoder / decoder MLPs
 ``likelihoods``  p(x|z): Bernoulli (logits) and Gaussian (fixed variance)
-``priors``     p(z): standard normal and the hierarchical (VHP) prior
+``priors``     p(z): standard normal, hierarchical (VHP) and VampPrior
 ``vae``        the VAE that combines them and computes every loss term
 """
 
 from .likelihoods import BernoulliLikelihood, GaussianLikelihood
 from .networks import MLP, GaussianMLP
-from .priors import HierarchicalPrior, StandardNormalPrior
+from .priors import HierarchicalPrior, StandardNormalPrior, VampPrior
 from .vae import VAE
 
 __all__ = [
@@ -19,4 +19,5 @@ __all__ = [
     "MLP",
     "StandardNormalPrior",
     "VAE",
+    "VampPrior",
 ]

@@ -7,7 +7,7 @@ from torch import nn
 
 from .likelihoods import BernoulliLikelihood, GaussianLikelihood
 from .networks import MLP, GaussianMLP
-from .priors import HierarchicalPrior, StandardNormalPrior
+from .priors import HierarchicalPrior, StandardNormalPrior, VampPrior
 from .vae import VAE
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "silu": nn.SiLU}
@@ -23,13 +23,16 @@ def build_vae(
     activation="tanh",
     noise_variance=None,
     encoder_variance="amortized",
+    n_pseudo_inputs=None,
     generator=None,
 ):
     """Construct a VAE from plain (picklable) settings.
 
     Parameters are initialised from ``generator`` (PyTorch's default scheme:
     ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``) so that the global random state is
-    neither used nor changed.
+    neither used nor changed. ``prior`` is ``"vhp"``, ``"standard"`` or
+    ``"vamp"``; the VampPrior has ``n_pseudo_inputs`` pseudo-inputs (zeros
+    until set, e.g. to training rows) and uses ``encoder`` for its components.
     """
     act = ACTIVATIONS[activation]
     hidden = tuple(hidden_layer_sizes)
@@ -48,8 +51,14 @@ def build_vae(
             lik = GaussianLikelihood(noise_variance)
         if prior == "vhp":
             pri = HierarchicalPrior(n_components, n_components, hidden, activation=act)
-        else:
+        elif prior == "vamp":
+            if not n_pseudo_inputs:
+                raise ValueError("prior='vamp' needs n_pseudo_inputs >= 1.")
+            pri = VampPrior(encoder, n_pseudo_inputs, n_features)
+        elif prior == "standard":
             pri = StandardNormalPrior(n_components)
+        else:
+            raise ValueError(f"Unknown prior {prior!r}.")
         vae = VAE(encoder, decoder, lik, pri)
     if generator is not None:
         reset_parameters(vae, generator)

@@ -22,6 +22,11 @@ def standard_normal_log_prob(x):
     return -0.5 * (x**2 + LOG_2PI).sum(-1)
 
 
+def standard_normal_kl(mean, logvar):
+    """``KL(N(mean, exp(logvar)) || N(0, 1))`` elementwise (not summed)."""
+    return 0.5 * (mean**2 + torch.exp(logvar) - logvar - 1.0)
+
+
 class MLP(nn.Module):
     """A stack of ``Linear`` + activation layers plus a linear output layer.
 

@@ -1,4 +1,9 @@
-"""Priors p(z): the standard normal and the hierarchical prior of VHP."""
+"""Priors p(z): the standard normal, the hierarchical prior of VHP, the VampPrior.
+
+Every prior has ``log_prob(z, eps)``, ``sample(n, generator, device, dtype)``
+and ``n_aux``, the width of the auxiliary noise ``eps`` its log-density
+estimate consumes (0 when ``log p(z)`` is exact and ``eps`` is ignored).
+"""
 
 import math
 
@@ -67,9 +72,77 @@ class HierarchicalPrior(nn.Module):
         log_w = gaussian_log_prob(z, mean_p, logvar_p) + standard_normal_log_prob(zeta) - log_q
         return torch.logsumexp(log_w, dim=0) - math.log(eps.shape[0])
 
+    def aux_posterior(self, z):
+        """Mean and log-variance of ``q_Φ(ζ|z)``, each of shape ``(..., n_aux)``."""
+        return self.q_zeta(z)
+
     def sample(self, n, generator, device=None, dtype=None):
         """Draw ``z`` by ancestral sampling: ``ζ ~ N(0, I)``, ``z ~ p(z|ζ)``."""
         zeta = torch.randn(n, self.n_aux, generator=generator, device=device, dtype=dtype)
         mean, logvar = self.p_z(zeta)
         noise = torch.randn(mean.shape, generator=generator, device=device, dtype=dtype)
+        return mean + torch.exp(0.5 * logvar) * noise
+
+
+class VampPrior(nn.Module):
+    """VampPrior (Tomczak & Welling, 2018): ``p(z) = 1/K Σ_k q_φ(z|u_k)``.
+
+    A mixture of the variational posteriors of ``K`` learned pseudo-inputs
+    ``u_k``, evaluated with the VAE's own encoder. ``log p(z)`` is exact (a
+    ``logsumexp`` over the components), so ``n_aux = 0``.
+
+    The encoder is *referenced*, not owned: it is kept out of this module's
+    submodules so that its parameters appear once in the VAE's
+    ``parameters()`` and ``state_dict()`` (under ``encoder.``), and this
+    prior's own parameters are the pseudo-inputs alone. Moving or copying the
+    VAE (``.to``, ``copy.deepcopy``) keeps the reference pointing at the
+    VAE's encoder.
+
+    Parameters
+    ----------
+    encoder : nn.Module
+        Maps ``x`` to ``(mean, logvar)`` of ``q(z|x)``; must have ``n_out``.
+    n_pseudo_inputs : int
+        Number of mixture components ``K``.
+    n_features : int
+        Width of a pseudo-input (the data's number of features). The
+        pseudo-inputs start at zero; set them with :meth:`set_pseudo_inputs`
+        (e.g. to random training rows).
+    """
+
+    n_aux = 0
+
+    def __init__(self, encoder, n_pseudo_inputs, n_features):
+        super().__init__()
+        self.n_components = encoder.n_out
+        self.pseudo_inputs = nn.Parameter(torch.zeros(n_pseudo_inputs, n_features))
+        # Not a submodule: bypass nn.Module.__setattr__'s registration.
+        self.__dict__["_encoder"] = encoder
+
+    @torch.no_grad()
+    def set_pseudo_inputs(self, values):
+        """Overwrite the pseudo-inputs with ``values`` of shape ``(K, n_features)``."""
+        p = self.pseudo_inputs
+        p.copy_(torch.as_tensor(values, dtype=p.dtype, device=p.device))
+
+    def components(self):
+        """Mean and log-variance of the ``K`` components, each ``(K, n_components)``."""
+        return self._encoder(self.pseudo_inputs)
+
+    def log_prob(self, z, eps=None):
+        """Exact ``log p(z) = logsumexp_k log q(z|u_k) - log K``, shape ``z.shape[:-1]``.
+
+        ``eps`` is ignored.
+        """
+        mean, logvar = self.components()  # (K, d)
+        log_comp = gaussian_log_prob(z.unsqueeze(-2), mean, logvar)  # (..., K)
+        return torch.logsumexp(log_comp, dim=-1) - math.log(mean.shape[0])
+
+    def sample(self, n, generator, device=None, dtype=None):
+        """Draw a component ``k`` uniformly, then ``z ~ q(z|u_k)``."""
+        k = torch.randint(
+            self.pseudo_inputs.shape[0], (n,), generator=generator, device=self.pseudo_inputs.device
+        )
+        mean, logvar = self._encoder(self.pseudo_inputs[k])
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         return mean + torch.exp(0.5 * logvar) * noise
