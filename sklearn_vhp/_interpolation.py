@@ -1,0 +1,578 @@
+"""Graph-based interpolation on the learned latent manifold (paper Sec. 2.3).
+
+The hierarchical prior concentrates its mass on the part of the latent space
+that the data occupy. Following Klushyn et al. (2019, Sec. 2.3), a
+k-nearest-neighbour graph over samples of the learned prior approximates that
+manifold; the shortest path through the graph between two encoded points,
+decoded back to data space, is an interpolation that stays on the manifold
+instead of cutting across holes the way a straight line does.
+
+pynndescent (and with it numba) is imported only when a graph is actually
+built with it, so ``import sklearn_vhp`` stays fast.
+"""
+
+from copy import deepcopy
+from numbers import Integral
+from typing import NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components, dijkstra
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+    clone,
+)
+from sklearn.exceptions import NotFittedError
+from sklearn.neighbors import NearestNeighbors
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+__all__ = ["InterpolationPath", "ManifoldInterpolator"]
+
+# Where ``neighbors="auto"`` switches from exact neighbours to pynndescent.
+# Measured with ``benchmarks/graph.py`` (see ``docs/interpolation_notes.md``):
+# pynndescent compiles its numba kernels for ~27 s in every fresh process and
+# is faster than exact brute force (which grows as n**2) from ~10k nodes on
+# once compiled; the two tie at ~100k nodes in a fresh process. 70k nodes
+# evens out the worst loss of either choice (~15 s): exact neighbours at 70k
+# cost ~17 s, pynndescent ~31 s fresh and ~3 s warm.
+_EXACT_MAX_NODES = 70_000
+# Up to this many latent dimensions a k-d tree gives exact neighbours in
+# O(n log n) and beats pynndescent at every graph size we measured.
+_TREE_MAX_DIM = 4
+# Floats per block of ``geodesic_distances``' work arrays.
+_GEODESIC_BLOCK = 2**24
+
+
+class InterpolationPath(NamedTuple):
+    """A path through the latent graph, decoded to data space.
+
+    Returned by :meth:`ManifoldInterpolator.interpolate`.
+
+    Attributes
+    ----------
+    latent : ndarray of shape (n_points, n_components)
+        Latent points along the path: the encoded start point, the graph nodes
+        visited, the encoded end point.
+    nodes : ndarray of shape (n_points,), dtype int64
+        Index of each point in ``ManifoldInterpolator.nodes_``; ``-1`` for the
+        two encoded end points.
+    decoded : ndarray of shape (n_points, n_features)
+        Decoder means of ``latent`` (``estimator_.inverse_transform``).
+    length : float
+        Sum of the Euclidean lengths of the path's edges in latent space.
+    """
+
+    latent: np.ndarray
+    nodes: np.ndarray
+    decoded: np.ndarray
+    length: float
+
+
+def _knn_exact(points, n_neighbors, n_jobs):
+    """Exact k nearest neighbours of every point among the others."""
+    algorithm = "kd_tree" if points.shape[1] <= _TREE_MAX_DIM else "brute"
+    nn = NearestNeighbors(
+        n_neighbors=n_neighbors, algorithm=algorithm, n_jobs=n_jobs
+    ).fit(points)
+    distances, indices = nn.kneighbors()
+    return indices, distances
+
+
+def _knn_pynndescent(points, n_neighbors, n_jobs, random_state):
+    """Approximate k nearest neighbours of every point among the others."""
+    from pynndescent import NNDescent  # lazy: pulls in numba, compiles
+
+    index = NNDescent(
+        points,
+        metric="euclidean",
+        n_neighbors=n_neighbors + 1,  # the neighbour graph includes the point
+        random_state=random_state,
+        n_jobs=n_jobs,
+        low_memory=True,
+        verbose=False,
+    )
+    indices, _ = index.neighbor_graph
+    # Only the graph is kept: a fitted NNDescent segfaults when loaded with
+    # ``joblib.load(..., mmap_mode="r")``.
+    del index
+    indices = np.asarray(indices, dtype=np.int64)
+    # Drop each point from its own list. With duplicates the point itself need
+    # not come first, so drop its first occurrence wherever it is, and the
+    # last (farthest) column where it is missing.
+    n = indices.shape[0]
+    is_self = indices == np.arange(n)[:, None]
+    drop = is_self & (np.cumsum(is_self, axis=1) == 1)
+    drop[~drop.any(axis=1), -1] = True
+    keep = ~drop
+    indices = indices[keep].reshape(n, n_neighbors)
+    # pynndescent computes in float32 and may leave unfilled slots (-1):
+    # recompute the distances in float64 so edge weights are exact.
+    safe = np.where(indices >= 0, indices, 0)
+    distances = np.empty(indices.shape)
+    for start in range(0, n, 4096):
+        rows = slice(start, start + 4096)
+        diff = points[safe[rows]] - points[rows, None, :]
+        distances[rows] = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+    distances[indices < 0] = np.inf
+    return indices, distances
+
+
+def _symmetric_knn_graph(indices, distances, n_nodes):
+    """Undirected CSR graph from neighbour lists, keeping zero-length edges."""
+    rows = np.repeat(np.arange(n_nodes), indices.shape[1])
+    cols = indices.ravel()
+    weights = np.asarray(distances, dtype=np.float64).ravel()
+    valid = (cols >= 0) & (cols != rows) & np.isfinite(weights)
+    rows, cols, weights = rows[valid], cols[valid], weights[valid]
+    # Explicit zeros (duplicate nodes) would vanish under ``maximum``:
+    # give them the smallest positive weight, which adds nothing to any sum
+    # of real edge lengths.
+    weights = np.maximum(weights, np.finfo(np.float64).tiny)
+    graph = sp.csr_matrix((weights, (rows, cols)), shape=(n_nodes, n_nodes))
+    graph = graph.maximum(graph.T).tocsr()
+    graph.sort_indices()
+    graph.indices = graph.indices.astype(np.int32, copy=False)
+    graph.indptr = graph.indptr.astype(np.int32, copy=False)
+    return graph
+
+
+def _resolve_neighbors(method, n_nodes, n_dims):
+    """The neighbour method ``"auto"`` picks for a graph of this size."""
+    if method != "auto":
+        return method
+    if n_dims <= _TREE_MAX_DIM or n_nodes <= _EXACT_MAX_NODES:
+        return "exact"
+    return "pynndescent"
+
+
+def _euclidean(a, b):
+    """Euclidean distances between the rows of ``a`` and ``b`` (exact zeros)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    out = np.empty((a.shape[0], b.shape[0]))
+    for i, row in enumerate(a):
+        diff = b - row
+        out[i] = np.sqrt(np.einsum("jk,jk->j", diff, diff))
+    return out
+
+
+class ManifoldInterpolator(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
+    """Interpolate along the latent manifold learned by a VAE.
+
+    Implements the graph-based interpolation of Klushyn et al. (2019,
+    Sec. 2.3): ``n_nodes`` latent points are drawn from the learned prior
+    (paper Eq. 14), joined into an undirected k-nearest-neighbour graph with
+    Euclidean edge weights, and two data points are interpolated by encoding
+    them, linking the codes to their nearest graph nodes and decoding the
+    shortest path between them. With a hierarchical prior the graph follows
+    the data's topology, so the decoded path changes smoothly where a straight
+    line in latent space would cross regions the decoder never saw.
+
+    Parameters
+    ----------
+    estimator : estimator object, default=None
+        A VAE with ``fit``, ``transform`` (posterior means),
+        ``inverse_transform`` (decoder means) and ``sample_latent`` (draws
+        from the learned prior), such as
+        :class:`~sklearn_vhp.VHPEstimator`. ``None`` means
+        ``VHPEstimator()`` with its defaults.
+    prefit : bool, default=False
+        Whether ``estimator`` is already fitted. If ``True`` it is copied, not
+        refitted, and :meth:`fit` only builds the graph; ``X`` then serves to
+        check the number of features.
+    n_nodes : int, default=1000
+        Number of latent samples drawn from the prior as graph nodes. More
+        nodes give shorter, finer paths at the cost of a larger graph.
+    n_neighbors : int, default=18
+        Neighbours per node in the kNN graph, and graph nodes each encoded
+        end point is linked to. Raise it (or ``n_nodes``) if the graph falls
+        apart into several components.
+    neighbors : {"auto", "exact", "pynndescent"}, default="auto"
+        How the neighbour graph is built. ``"exact"`` uses
+        :class:`~sklearn.neighbors.NearestNeighbors` (a k-d tree in up to four
+        dimensions, brute force above); ``"pynndescent"`` uses approximate
+        nearest-neighbour descent, which costs 20-40 s of numba compilation
+        in each new process but scales to large graphs. ``"auto"`` uses
+        exact neighbours in up to four latent dimensions or up to 70,000
+        nodes, pynndescent otherwise (the switch point measured by
+        ``benchmarks/graph.py``).
+    n_jobs : int, default=None
+        Parallel jobs for the neighbour search. ``None`` means 1 for
+        scikit-learn's search and pynndescent's own default (numba's threads)
+        for pynndescent.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the prior samples and pynndescent's random projections. It does
+        not seed the wrapped estimator: set that estimator's own
+        ``random_state`` for a reproducible fit.
+
+    Attributes
+    ----------
+    estimator_ : estimator object
+        The fitted VAE: a clone of ``estimator`` fitted on ``X``, or a copy of
+        it when ``prefit=True``.
+    nodes_ : ndarray of shape (n_nodes, n_components)
+        Latent samples from the learned prior: the graph's nodes.
+    graph_ : scipy.sparse.csr_matrix of shape (n_nodes, n_nodes)
+        Symmetric adjacency matrix; entry ``(i, j)`` is the Euclidean distance
+        between nodes ``i`` and ``j`` when they are neighbours. Duplicate
+        nodes are joined by an edge of weight ``numpy.finfo(float).tiny``.
+    neighbors_ : str
+        The neighbour method used, ``"exact"`` or ``"pynndescent"``.
+    n_connected_components_ : int
+        Connected components of ``graph_``; interpolation works only within
+        one.
+    n_features_in_ : int
+        Number of features seen during :meth:`fit`.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during :meth:`fit`, when ``X`` has feature
+        names that are all strings.
+
+    See Also
+    --------
+    sklearn_vhp.VHPEstimator : The VAE with a hierarchical prior.
+    sklearn_vhp.metrics.smoothness_factor : Compares interpolation paths.
+
+    References
+    ----------
+    .. [1] A. Klushyn, N. Chen, R. Kurle, B. Cseke, P. van der Smagt.
+       "Learning Hierarchical Priors in VAEs". NeurIPS 2019.
+
+    Examples
+    --------
+    >>> from sklearn_vhp import VHPEstimator, ManifoldInterpolator
+    >>> from sklearn_vhp.datasets import make_pendulum
+    >>> X, angles = make_pendulum(n_samples=200, random_state=0)
+    >>> vae = VHPEstimator(hidden_layer_sizes=(16,), max_iter=2, random_state=0)
+    >>> interp = ManifoldInterpolator(vae, n_nodes=200, random_state=0).fit(X)
+    >>> path = interp.interpolate(X[0], X[1])
+    >>> path.decoded.shape[1]
+    256
+    >>> int(path.nodes[0]), int(path.nodes[-1])
+    (-1, -1)
+    """
+
+    _parameter_constraints: dict = {
+        "estimator": [
+            HasMethods(["fit", "transform", "inverse_transform", "sample_latent"]),
+            None,
+        ],
+        "prefit": ["boolean"],
+        "n_nodes": [Interval(Integral, 2, None, closed="left")],
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "neighbors": [StrOptions({"auto", "exact", "pynndescent"})],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        prefit=False,
+        n_nodes=1000,
+        n_neighbors=18,
+        neighbors="auto",
+        n_jobs=None,
+        random_state=None,
+    ):
+        self.estimator = estimator
+        self.prefit = prefit
+        self.n_nodes = n_nodes
+        self.n_neighbors = n_neighbors
+        self.neighbors = neighbors
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    def _get_estimator(self):
+        if self.estimator is not None:
+            return self.estimator
+        from ._estimator import VHPEstimator  # lazy: avoids an import cycle
+
+        return VHPEstimator()
+
+    @_fit_context(
+        # The wrapped estimator validates its own parameters when fitted.
+        prefer_skip_nested_validation=False
+    )
+    def fit(self, X, y=None):
+        """Fit the VAE (unless prefit), sample graph nodes and build the graph.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data for the wrapped estimator.
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The fitted interpolator.
+        """
+        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        if self.prefit:
+            if self.estimator is None:
+                raise ValueError(
+                    "prefit=True needs a fitted estimator; got estimator=None."
+                )
+            try:
+                check_is_fitted(self.estimator)
+            except NotFittedError as exc:
+                raise NotFittedError(
+                    "prefit=True but the estimator is not fitted; fit it first "
+                    "or use prefit=False."
+                ) from exc
+            estimator = deepcopy(self.estimator)
+            n_expected = getattr(estimator, "n_features_in_", X.shape[1])
+            if n_expected != X.shape[1]:
+                raise ValueError(
+                    f"X has {X.shape[1]} features, but the prefit estimator "
+                    f"was fitted with {n_expected} features."
+                )
+        else:
+            estimator = clone(self._get_estimator()).fit(X)
+        self.estimator_ = estimator
+
+        rng = check_random_state(self.random_state)
+        nodes = estimator.sample_latent(
+            self.n_nodes, random_state=rng.randint(np.iinfo(np.int32).max)
+        )
+        nodes = np.ascontiguousarray(nodes, dtype=np.float64)
+        if nodes.ndim != 2 or nodes.shape[0] != self.n_nodes:
+            raise ValueError(
+                "estimator.sample_latent(n) must return an array of shape "
+                f"(n, n_components); got shape {nodes.shape} for n={self.n_nodes}."
+            )
+        if not np.all(np.isfinite(nodes)):
+            raise ValueError("The prior samples contain NaN or infinity.")
+
+        n_neighbors = min(self.n_neighbors, self.n_nodes - 1)
+        method = _resolve_neighbors(self.neighbors, self.n_nodes, nodes.shape[1])
+        if method == "exact":
+            indices, distances = _knn_exact(nodes, n_neighbors, self.n_jobs)
+        else:
+            indices, distances = _knn_pynndescent(
+                nodes,
+                n_neighbors,
+                self.n_jobs,
+                rng.randint(np.iinfo(np.int32).max),
+            )
+        self.nodes_ = nodes
+        self.graph_ = _symmetric_knn_graph(indices, distances, self.n_nodes)
+        self.neighbors_ = method
+        self.n_connected_components_ = int(
+            connected_components(self.graph_, directed=False, return_labels=False)
+        )
+        return self
+
+    def transform(self, X):
+        """Encode ``X`` to latent codes (posterior means of the estimator).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to encode.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_components)
+            Latent codes, in the floating dtype of ``X``.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return self.estimator_.transform(X)
+
+    def inverse_transform(self, Z):
+        """Decode latent codes to data space (decoder means).
+
+        Parameters
+        ----------
+        Z : array-like of shape (n_samples, n_components)
+            Latent codes.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features_in_)
+            Decoded data.
+        """
+        check_is_fitted(self)
+        return self.estimator_.inverse_transform(Z)
+
+    @property
+    def _n_features_out(self):
+        return self.nodes_.shape[1]
+
+    def _encode_points(self, X, name):
+        if np.ndim(X) == 1:
+            X = np.asarray(X).reshape(1, -1)
+        X = validate_data(
+            self, X, dtype=[np.float64, np.float32], reset=False
+        )
+        if name is not None and X.shape[0] != 1:
+            raise ValueError(
+                f"{name} must be a single sample (a 1-D array or one row); "
+                f"got {X.shape[0]} rows."
+            )
+        return np.asarray(self.estimator_.transform(X))
+
+    def _link(self, z):
+        """Nearest graph nodes of each latent point: (indices, distances)."""
+        k = min(self.n_neighbors, self.nodes_.shape[0])
+        dist = _euclidean(z, self.nodes_)
+        idx = np.argpartition(dist, k - 1, axis=1)[:, :k]
+        d = np.take_along_axis(dist, idx, axis=1)
+        order = np.argsort(d, axis=1, kind="stable")
+        return np.take_along_axis(idx, order, axis=1), np.take_along_axis(
+            d, order, axis=1
+        )
+
+    def _search(self, z_from, link_idx, link_dist):
+        """Dijkstra from extra source nodes linked to the graph.
+
+        Returns distances (n_sources, n_nodes) and predecessors with the
+        source rows marked by index ``n_nodes + s``.
+        """
+        graph = self.graph_
+        n = graph.shape[0]
+        m = z_from.shape[0]
+        k = link_idx.shape[1]
+        # Append one row per source with directed edges into the graph; the
+        # stored graph is symmetric, so a directed search is exact.
+        weights = np.maximum(link_dist, np.finfo(np.float64).tiny)
+        indptr = np.concatenate(
+            [np.asarray(graph.indptr, dtype=np.int64),
+             graph.nnz + k * np.arange(1, m + 1, dtype=np.int64)]
+        )
+        indices = np.concatenate(
+            [np.asarray(graph.indices, dtype=np.int64), link_idx.ravel()]
+        )
+        data = np.concatenate([np.asarray(graph.data, dtype=np.float64),
+                               weights.ravel()])
+        augmented = sp.csr_matrix((data, indices, indptr), shape=(n + m, n + m))
+        dist, pred = dijkstra(
+            augmented,
+            directed=True,
+            indices=np.arange(n, n + m),
+            return_predecessors=True,
+        )
+        return dist[:, :n], pred
+
+    def _geodesic(self, z_from, z_to):
+        """Graph distances and the best final hop between two sets of codes."""
+        src_idx, src_dist = self._link(z_from)
+        dst_idx, dst_dist = self._link(z_to)
+        dist, pred = self._search(z_from, src_idx, src_dist)
+        # Distance through each linked node of the target: (m, p, k).
+        via = dist[:, dst_idx] + dst_dist[None, :, :]
+        best_k = np.argmin(via, axis=2)
+        geo = np.take_along_axis(via, best_k[:, :, None], axis=2)[:, :, 0]
+        last = dst_idx[np.arange(dst_idx.shape[0])[None, :], best_k]
+        # A direct edge when the two codes are neighbours of each other.
+        direct = _euclidean(z_from, z_to)
+        reach = np.maximum(src_dist[:, -1][:, None], dst_dist[:, -1][None, :])
+        use_direct = (direct <= reach) & (direct <= geo)
+        geo = np.where(use_direct, direct, geo)
+        last = np.where(use_direct, -1, last)
+        return geo, last, pred
+
+    def _disconnected_error(self, what):
+        return ValueError(
+            f"{what} are not connected in the latent k-nearest-neighbour graph "
+            f"({self.n_connected_components_} connected components with "
+            f"n_neighbors={self.n_neighbors}, n_nodes={self.n_nodes}). Increase "
+            "n_neighbors or n_nodes so that the graph covers the path."
+        )
+
+    def interpolate(self, x_start, x_end):
+        """Shortest path through the latent graph between two samples.
+
+        Both samples are encoded (posterior means), added to the graph as
+        nodes linked to their ``n_neighbors`` nearest graph nodes (and to each
+        other when they are that close), and the shortest path between them is
+        found with Dijkstra's algorithm and decoded.
+
+        Parameters
+        ----------
+        x_start : array-like of shape (n_features,) or (1, n_features)
+            Sample where the path starts.
+        x_end : array-like of shape (n_features,) or (1, n_features)
+            Sample where the path ends.
+
+        Returns
+        -------
+        path : InterpolationPath
+            ``latent`` (points on the path), ``nodes`` (graph node indices,
+            ``-1`` for the two end points), ``decoded`` (their decoder means)
+            and ``length`` (sum of Euclidean edge lengths in latent space).
+
+        Raises
+        ------
+        ValueError
+            If the two end points lie in different connected components of the
+            graph; more neighbours or nodes fix that.
+        """
+        check_is_fitted(self)
+        z_start = self._encode_points(x_start, "x_start")
+        z_end = self._encode_points(x_end, "x_end")
+        geo, last, pred = self._geodesic(z_start, z_end)
+        if not np.isfinite(geo[0, 0]):
+            raise self._disconnected_error("The two end points")
+        n = self.nodes_.shape[0]
+        hops = []
+        node = int(last[0, 0])
+        while 0 <= node < n:
+            hops.append(node)
+            node = int(pred[0, node])
+        hops.reverse()
+        nodes = np.array([-1, *hops, -1], dtype=np.int64)
+        dtype = z_start.dtype if z_start.dtype.kind == "f" else np.float64
+        latent = np.concatenate(
+            [z_start, self.nodes_[np.asarray(hops, dtype=np.intp)], z_end]
+        ).astype(dtype, copy=False)
+        steps = np.diff(latent.astype(np.float64), axis=0)
+        length = float(np.sum(np.sqrt(np.sum(steps**2, axis=1))))
+        decoded = np.asarray(self.estimator_.inverse_transform(latent))
+        return InterpolationPath(
+            latent=latent, nodes=nodes, decoded=decoded, length=length
+        )
+
+    def geodesic_distances(self, X, Y=None):
+        """Lengths of the shortest graph paths between encoded samples.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples_X, n_features)
+            Samples where paths start.
+        Y : array-like of shape (n_samples_Y, n_features), default=None
+            Samples where paths end; ``None`` means ``X``.
+
+        Returns
+        -------
+        distances : ndarray of shape (n_samples_X, n_samples_Y)
+            Path lengths in latent space, as :meth:`interpolate` reports them;
+            ``inf`` between samples in different connected components.
+        """
+        check_is_fitted(self)
+        z_x = self._encode_points(X, None)
+        z_y = z_x if Y is None else self._encode_points(Y, None)
+        # One Dijkstra run per row of X; bound the (rows, nodes) and
+        # (rows, n_samples_Y, n_neighbors) work arrays to ~2**24 floats.
+        width = max(self.nodes_.shape[0], z_y.shape[0] * self.n_neighbors)
+        chunk = max(1, _GEODESIC_BLOCK // width)
+        out = np.empty((z_x.shape[0], z_y.shape[0]))
+        for start in range(0, z_x.shape[0], chunk):
+            rows = slice(start, start + chunk)
+            out[rows] = self._geodesic(z_x[rows], z_y)[0]
+        return out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags

@@ -1,0 +1,131 @@
+"""Matplotlib helpers for latent graphs and interpolation paths.
+
+matplotlib is an optional dependency (``pip install sklearn-vhp[examples]``)
+and is imported only inside these functions.
+"""
+
+import numpy as np
+
+__all__ = ["plot_frames", "plot_latent_graph"]
+
+
+def _get_ax(ax):
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "sklearn_vhp.plotting needs matplotlib: pip install matplotlib"
+        ) from exc
+    return plt.gca() if ax is None else ax
+
+
+def plot_latent_graph(
+    interpolator,
+    path=None,
+    ax=None,
+    *,
+    dims=(0, 1),
+    show_edges=True,
+    node_kw=None,
+    edge_kw=None,
+    path_kw=None,
+):
+    """Scatter the graph's latent nodes with their edges and, optionally, a path.
+
+    Parameters
+    ----------
+    interpolator : ManifoldInterpolator
+        A fitted interpolator; its ``nodes_`` and ``graph_`` are drawn.
+    path : InterpolationPath or array-like of shape (n_points, n_components), \
+            default=None
+        A path to draw on top, e.g. the result of
+        :meth:`ManifoldInterpolator.interpolate` or a straight line.
+    ax : matplotlib.axes.Axes, default=None
+        Axes to draw on; ``None`` uses the current axes.
+    dims : tuple of two int, default=(0, 1)
+        Latent dimensions to show when the latent space has more than two.
+    show_edges : bool, default=True
+        Whether to draw the graph's edges.
+    node_kw, edge_kw, path_kw : dict, default=None
+        Keyword arguments for the node ``scatter``, the edges'
+        ``LineCollection`` and the path's ``plot`` call.
+
+    Returns
+    -------
+    ax : matplotlib.axes.Axes
+        The axes drawn on.
+    """
+    from matplotlib.collections import LineCollection
+
+    ax = _get_ax(ax)
+    dims = list(dims)
+    nodes = np.asarray(interpolator.nodes_)[:, dims]
+    if show_edges:
+        graph = interpolator.graph_.tocoo()
+        upper = graph.row < graph.col  # each undirected edge once
+        segments = np.stack(
+            [nodes[graph.row[upper]], nodes[graph.col[upper]]], axis=1
+        )
+        kw = {"colors": "0.75", "linewidths": 0.3, "zorder": 1}
+        kw.update(edge_kw or {})
+        ax.add_collection(LineCollection(segments, **kw))
+    kw = {"s": 4, "c": "0.35", "zorder": 2, "label": "graph nodes"}
+    kw.update(node_kw or {})
+    ax.scatter(nodes[:, 0], nodes[:, 1], **kw)
+    if path is not None:
+        latent = np.asarray(getattr(path, "latent", path))[:, dims]
+        kw = {"color": "C3", "marker": "o", "markersize": 3, "linewidth": 1.5,
+              "zorder": 3}
+        kw.update(path_kw or {})
+        ax.plot(latent[:, 0], latent[:, 1], **kw)
+        ax.plot(*latent[0], "k^", zorder=4, markersize=6)
+        ax.plot(*latent[-1], "ks", zorder=4, markersize=6)
+    ax.set_xlabel(f"$z_{dims[0] + 1}$")
+    ax.set_ylabel(f"$z_{dims[1] + 1}$")
+    ax.autoscale_view()
+    return ax
+
+
+def plot_frames(decoded, image_shape, ax=None, *, n_frames=None, pad=1, cmap="gray",
+                title=None):
+    """Show decoded samples as a strip of images, left to right.
+
+    Parameters
+    ----------
+    decoded : array-like of shape (n_points, n_features)
+        Flattened images, e.g. ``InterpolationPath.decoded``.
+    image_shape : tuple of int
+        Shape of one image, ``(height, width)``.
+    ax : matplotlib.axes.Axes, default=None
+        Axes to draw on; ``None`` uses the current axes.
+    n_frames : int, default=None
+        Show this many frames evenly spaced along the path (always including
+        the first and the last); ``None`` shows all.
+    pad : int, default=1
+        Pixels of padding between frames.
+    cmap : str or Colormap, default="gray"
+        Colour map of ``imshow``.
+    title : str, default=None
+        Axes title.
+
+    Returns
+    -------
+    ax : matplotlib.axes.Axes
+        The axes drawn on.
+    """
+    ax = _get_ax(ax)
+    frames = np.asarray(decoded, dtype=np.float64)
+    if n_frames is not None and n_frames < len(frames):
+        frames = frames[np.round(np.linspace(0, len(frames) - 1, n_frames)).astype(int)]
+    h, w = image_shape
+    frames = frames.reshape(len(frames), h, w)
+    strip = np.full((h, len(frames) * (w + pad) - pad), np.nan)
+    for i, frame in enumerate(frames):
+        strip[:, i * (w + pad) : i * (w + pad) + w] = frame
+    ax.imshow(np.ma.masked_invalid(strip), cmap=cmap, interpolation="nearest",
+              vmin=0.0, vmax=max(1.0, float(np.nanmax(frames))))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title is not None:
+        ax.set_title(title, fontsize="small", loc="left")
+    return ax
