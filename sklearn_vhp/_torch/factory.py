@@ -5,6 +5,7 @@ import math
 import torch
 from torch import nn
 
+from .conv import ConvGaussianEncoder, DeconvDecoder, GatedDecoder
 from .likelihoods import BernoulliLikelihood, GaussianLikelihood
 from .networks import MLP, GaussianMLP
 from .priors import HierarchicalPrior, StandardNormalPrior, VampPrior
@@ -24,6 +25,8 @@ def build_vae(
     noise_variance=None,
     encoder_variance="amortized",
     n_pseudo_inputs=None,
+    architecture="mlp",
+    image_shape=None,
     generator=None,
 ):
     """Construct a VAE from plain (picklable) settings.
@@ -33,18 +36,44 @@ def build_vae(
     neither used nor changed. ``prior`` is ``"vhp"``, ``"standard"`` or
     ``"vamp"``; the VampPrior has ``n_pseudo_inputs`` pseudo-inputs (zeros
     until set, e.g. to training rows) and uses ``encoder`` for its components.
+    ``architecture`` picks the encoder and decoder: ``"mlp"``, or for images
+    of shape ``image_shape`` (``(H, W)`` or ``(C, H, W)``) ``"conv"``
+    (conv/deconv) or ``"gated_conv"`` (gated conv encoder, gated dense
+    decoder); see :mod:`.conv`. The hierarchical prior's networks are MLPs
+    whatever the architecture.
     """
     act = ACTIVATIONS[activation]
     hidden = tuple(hidden_layer_sizes)
+    shared = encoder_variance == "shared"
+    if architecture != "mlp" and image_shape is None:
+        raise ValueError(f"architecture={architecture!r} needs image_shape.")
     with torch.random.fork_rng(devices=[]):  # module constructors draw from it
-        encoder = GaussianMLP(
-            n_features,
-            hidden,
-            n_components,
-            activation=act,
-            shared_variance=encoder_variance == "shared",
-        )
-        decoder = MLP(n_components, hidden[::-1], n_features, activation=act)
+        if architecture == "mlp":
+            encoder = GaussianMLP(
+                n_features, hidden, n_components, activation=act, shared_variance=shared
+            )
+            decoder = MLP(n_components, hidden[::-1], n_features, activation=act)
+        elif architecture in ("conv", "gated_conv"):
+            gated = architecture == "gated_conv"
+            encoder = ConvGaussianEncoder(
+                image_shape,
+                hidden,
+                n_components,
+                gated=gated,
+                activation=act,
+                shared_variance=shared,
+            )
+            if encoder.n_in != n_features:
+                raise ValueError(
+                    f"image_shape={tuple(image_shape)!r} has {encoder.n_in} pixels, "
+                    f"not n_features={n_features}."
+                )
+            if gated:
+                decoder = GatedDecoder(n_components, hidden[::-1], image_shape)
+            else:
+                decoder = DeconvDecoder(n_components, hidden[::-1], image_shape, activation=act)
+        else:
+            raise ValueError(f"Unknown architecture {architecture!r}.")
         if likelihood == "bernoulli":
             lik = BernoulliLikelihood()
         else:
@@ -67,10 +96,15 @@ def build_vae(
 
 @torch.no_grad()
 def reset_parameters(module, generator):
-    """Re-draw every ``nn.Linear`` with ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``."""
+    """Re-draw every linear and conv layer with ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``.
+
+    ``fan_in`` is ``weight[0].numel()``: the input width of a linear layer,
+    ``in_channels * kernel size`` of a convolution (PyTorch's convention,
+    also for transposed convolutions).
+    """
     for m in module.modules():
-        if isinstance(m, nn.Linear):
-            bound = 1.0 / math.sqrt(max(1, m.in_features))
+        if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)):
+            bound = 1.0 / math.sqrt(max(1, m.weight[0].numel()))
             m.weight.uniform_(-bound, bound, generator=generator)
             if m.bias is not None:
                 m.bias.uniform_(-bound, bound, generator=generator)
@@ -80,3 +114,5 @@ def reset_parameters(module, generator):
             m.net.out.bias[m.n_out :] = 0.0
             if m.shared_logvar is not None:
                 m.shared_logvar.zero_()
+        elif isinstance(m, ConvGaussianEncoder):
+            m.reset_variance()

@@ -1,6 +1,16 @@
-"""Datasets: the pendulum of the paper and loaders for binarized MNIST."""
+"""Datasets: the pendulum of the paper and loaders for the MNIST family and Omniglot."""
 
+from ._binarize import DynamicBinarizer
 from ._mnist import load_binarized_mnist
+from ._omniglot import load_omniglot
+from ._openml import fetch_dynamic_mnist, fetch_fashion_mnist
 from ._pendulum import make_pendulum
 
-__all__ = ["load_binarized_mnist", "make_pendulum"]
+__all__ = [
+    "DynamicBinarizer",
+    "fetch_dynamic_mnist",
+    "fetch_fashion_mnist",
+    "load_binarized_mnist",
+    "load_omniglot",
+    "make_pendulum",
+]

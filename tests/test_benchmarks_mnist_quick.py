@@ -1,0 +1,46 @@
+"""Smoke run of the Table-2 benchmark script (``--quick``: tiny data, < 60 s)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sklearn_vhp.datasets import load_binarized_mnist
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "mnist_nll.py"
+
+
+def _have_static_mnist():
+    try:
+        load_binarized_mnist("valid")
+    except FileNotFoundError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _have_static_mnist(), reason="static binarized MNIST files not found")
+def test_mnist_nll_quick_runs(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--device", "cpu", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = (tmp_path / "mnist_nll.md").read_text(encoding="utf-8")
+    for label in ("VHP + REWO", "VHP + GECO", "VampPrior", "IWAE (L=1", "IWAE (L=2", "VAE"):
+        assert f"| {label}" in table
+    assert 'encoder_variance="amortized"' in table and "thread(s)" in table
+    results = json.loads((tmp_path / "mnist_nll.json").read_text(encoding="utf-8"))
+    assert len(results["results"]) == 6
+    for res in results["results"].values():
+        assert "failure" not in res, res
+        assert 0 < res["nll"] < 800 and res["epochs"] == 1
