@@ -28,16 +28,49 @@ from ._torch.factory import build_vae
 _DEFAULT_KAPPA = {"gaussian": 0.05, "bernoulli": 0.2}
 #: Default fixed variance of the Gaussian likelihood.
 _DEFAULT_NOISE_VARIANCE = 0.01
+#: Largest chunk (MiB of float64 temporaries) of ``score_samples`` on a CPU.
+_CPU_SCORE_CHUNK_MIB = 16
+
+
+#: Recoveries from a non-finite loss (restore the last finite state, halve the
+#: step size) tried in a row before ``fit`` gives up.
+_MAX_RECOVERIES = 3
+
+
+class DivergenceWarning(RuntimeWarning):
+    """Training hit a non-finite loss and was rolled back with a smaller step.
+
+    ``fit`` restored the last finite state (weights, optimiser and schedule),
+    halved the learning rate and went on; the event is recorded in
+    ``divergences_`` and in the ``lr`` column of ``history_``.
+    """
 
 
 def _resolve_device(device):
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ValueError(
+            f"device={device!r} is not a valid device; use 'auto', 'cpu', 'cuda' or 'cuda:N'."
+        ) from exc
+    if dev.type == "cpu":
+        return dev
+    if dev.type != "cuda":
+        raise ValueError(
+            f"device={device!r} is not supported (device type {dev.type!r}); use "
+            "'auto', 'cpu', 'cuda' or 'cuda:N'."
+        )
+    if not torch.cuda.is_available():
         raise ValueError(
             f"device={device!r} was requested but CUDA is not available; "
             "use device='cpu' or 'auto'."
+        )
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(
+            f"device={device!r} was requested but only {torch.cuda.device_count()} "
+            "CUDA device(s) are visible."
         )
     return dev
 
@@ -118,8 +151,26 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
     noise_variance : float or "auto", default="auto"
         Fixed variance of the Gaussian likelihood; ``"auto"`` is 0.01 for data
         in [0, 1], scaled by the squared data range otherwise.
-    architecture : {"mlp"}, default="mlp"
-        Network family of encoder and decoder.
+    architecture : {"mlp", "conv", "gated_conv"}, default="mlp"
+        Network family of encoder and decoder (paper App. F); the
+        hierarchical prior's networks are MLPs in every case.
+        ``"mlp"``: fully connected networks. ``"conv"``: for images, strided
+        convolutions (32, 32, 64, 64 channels, each halving the image) and
+        ``hidden_layer_sizes`` dense layers in the encoder, mirrored by
+        transposed convolutions in the decoder (the faces/chairs network).
+        ``"gated_conv"``: gated convolutions
+        ``conv_a(x) * sigmoid(conv_b(x))`` in the encoder and gated dense
+        layers in the decoder (the MNIST network of the VampPrior paper).
+        Both need ``image_shape`` and use ``hidden_layer_sizes`` for their
+        dense layers; ``activation`` applies to the non-gated layers.
+    image_shape : tuple of int or None, default=None
+        Shape of one image, ``(height, width)`` or
+        ``(channels, height, width)``, for ``architecture="conv"`` or
+        ``"gated_conv"``: each row of ``X`` is an image flattened in row-major
+        (C order) and ``prod(image_shape)`` must equal the number of
+        features. One entry may be ``-1``, inferred from the number of
+        features as in :func:`numpy.reshape`. Ignored (but checked) with
+        ``architecture="mlp"``.
     hidden_layer_sizes : tuple of int, default=(256, 256, 256, 256)
         Widths of the hidden layers of every network (paper: 4 × 256).
     activation : {"tanh", "relu", "elu", "silu"}, default="tanh"
@@ -142,7 +193,27 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
     max_iter : int, default=50
         Number of epochs.
     learning_rate : float, default=1e-3
-        Adam step size.
+        Adam step size. When the loss becomes non-finite, ``fit`` restores
+        the state after the last completed epoch, halves the step size (see
+        ``learning_rate_``), warns with :class:`DivergenceWarning` and repeats
+        the epoch; after 3 failed recoveries in a row it raises
+        ``FloatingPointError``.
+    early_stopping : bool, default=False
+        Set aside ``validation_fraction`` of the training rows, evaluate the
+        negative ELBO (``β = 1``; with ``objective="iwae"`` the negative IWAE
+        bound) on them after every epoch, stop when it has not improved for
+        more than ``n_iter_no_change`` consecutive epochs, and restore the
+        weights (with optimiser and schedule state) of the best epoch. As in
+        :class:`~sklearn.neural_network.MLPRegressor`. Without early stopping
+        training runs for ``max_iter`` epochs (the β-weighted training loss
+        moves with the schedule, so it is no stopping criterion).
+    validation_fraction : float, default=0.1
+        Fraction of the rows held out for early stopping (at least 2 rows);
+        the split is random (``random_state``) and the same in every warm
+        start on the same data. Only used if ``early_stopping=True``.
+    n_iter_no_change : int, default=10
+        Epochs without a better validation score tolerated before stopping.
+        Only used if ``early_stopping=True``.
     device : str, default="auto"
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``…
     random_state : int, RandomState instance or None, default=None
@@ -152,6 +223,11 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         ``> 0`` shows a progress bar with the phase, ``β`` and ``Ĉ_t``.
     warm_start : bool, default=False
         Continue training the fitted model (and its schedule) on ``fit``.
+        ``history_`` is appended to, ``β`` and ``Ĉ_t`` carry on, and so does
+        the step size ``learning_rate_`` unless ``learning_rate`` was changed.
+        A fit stopped by Ctrl-C (``KeyboardInterrupt``) keeps the model after
+        its last completed epoch (with a warning), so a warm-started ``fit``
+        continues from there.
 
     Attributes
     ----------
@@ -168,11 +244,28 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
     history_ : dict of ndarray
         One entry per training iteration: ``loss``, ``reconstruction``
         (``-log p(x|z)`` per row), ``constraint`` (batch ``C``),
-        ``constraint_avg`` (``Ĉ_t``), ``kl``, ``beta``, ``phase``, ``epoch``.
-        With ``objective="iwae"``, ``reconstruction`` and ``kl`` are averages
-        over the ``K`` samples and ``loss`` is the negative bound.
+        ``constraint_avg`` (``Ĉ_t``), ``kl``, ``beta``, ``phase``, ``epoch``,
+        ``lr`` (Adam's step size). With ``objective="iwae"``,
+        ``reconstruction`` and ``kl`` are averages over the ``K`` samples and
+        ``loss`` is the negative bound. Only completed epochs are recorded
+        (an epoch rolled back after a divergence or an interruption is not).
     n_iter_ : int
-        Epochs run (over all calls with ``warm_start``).
+        Epochs completed (over all calls with ``warm_start``). With early
+        stopping the weights are those of the best epoch, which may be earlier.
+    learning_rate_ : float
+        Adam's current step size: ``learning_rate``, halved after each
+        recovery from a divergence.
+    divergences_ : list of dict
+        One entry per recovery from a non-finite loss: ``epoch``, ``iteration``
+        (within the epoch), ``loss`` (the non-finite value; NaN when the
+        parameters themselves became non-finite) and ``lr`` (the new step size).
+    validation_scores_ : list of float or None
+        Validation ELBO per row (minus the loss described under
+        ``early_stopping``; higher is better) after each epoch, over all
+        calls with ``warm_start``; ``None`` unless ``early_stopping=True``.
+    best_validation_score_ : float or None
+        The best validation score, that of the weights kept; ``None`` unless
+        ``early_stopping=True``.
     device_ : torch.device
         Where the module lives.
     n_features_in_ : int
@@ -215,7 +308,8 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         "n_eval_samples": [Interval(Integral, 1, None, closed="left")],
         "likelihood": [StrOptions({"auto", "bernoulli", "gaussian"})],
         "noise_variance": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
-        "architecture": [StrOptions({"mlp"})],
+        "architecture": [StrOptions({"mlp", "conv", "gated_conv"})],
+        "image_shape": ["array-like", None],
         "hidden_layer_sizes": ["array-like"],
         "activation": [StrOptions({"tanh", "relu", "elu", "silu"})],
         "init": [StrOptions({"pca", "random"})],
@@ -223,6 +317,9 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "device": [str],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -248,6 +345,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         likelihood="auto",
         noise_variance="auto",
         architecture="mlp",
+        image_shape=None,
         hidden_layer_sizes=(256, 256, 256, 256),
         activation="tanh",
         init="pca",
@@ -255,6 +353,9 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         batch_size=64,
         max_iter=50,
         learning_rate=1e-3,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
         device="auto",
         random_state=None,
         verbose=0,
@@ -276,6 +377,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         self.likelihood = likelihood
         self.noise_variance = noise_variance
         self.architecture = architecture
+        self.image_shape = image_shape
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.init = init
@@ -283,6 +385,9 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         self.batch_size = batch_size
         self.max_iter = max_iter
         self.learning_rate = learning_rate
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -309,15 +414,75 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         continuing = self.warm_start and hasattr(self, "module_")
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not continuing)
         hidden = self._check_hidden_layer_sizes()
+        self._check_fit_input(X, continuing)
         if not continuing:
             rng = check_random_state(self.random_state)
-            self._initialize(X, hidden, rng)
+            if self.early_stopping:
+                self._validation_seed = int(rng.randint(2**31 - 1))
+            X_train, X_val = self._split_validation(X)
+            self._initialize(X_train, hidden, rng)
             # Each fit draws its noise seed from this stream, so a warm-started
             # fit continues it instead of replaying the first fit's batches and
             # noise (replayed noise biased the gradients and destabilised runs).
             self._seed_stream = np.random.RandomState(rng.randint(2**31 - 1))
-        self._train(X, self._seed_stream)
+            self.learning_rate_ = float(self.learning_rate)
+            self._learning_rate_param = self.learning_rate
+            self.divergences_ = []
+            self.validation_scores_ = [] if self.early_stopping else None
+            self.best_validation_score_ = None
+        else:
+            if self.early_stopping and not hasattr(self, "_validation_seed"):
+                self._validation_seed = int(self._seed_stream.randint(2**31 - 1))
+            X_train, X_val = self._split_validation(X)
+        self._train(X_train, self._seed_stream, X_val=X_val)
         return self
+
+    def _check_fit_input(self, X, continuing):
+        """Checks of ``fit``'s data and settings that parameter validation cannot do."""
+        if not continuing:
+            _resolve_device(self.device)
+        limit = float(np.finfo(np.float32).max)
+        if X.size and float(np.max(np.abs(X))) > limit:
+            raise ValueError(
+                f"X has values up to {float(np.max(np.abs(X))):g}, beyond the float32 range "
+                f"(±{limit:.3g}) the model is trained in; scale the data, e.g. with "
+                "sklearn.preprocessing.StandardScaler or MinMaxScaler."
+            )
+        likelihood = getattr(self, "likelihood_", None) if continuing else self.likelihood
+        if likelihood == "bernoulli" and (X.min() < 0 or X.max() > 1):
+            raise ValueError(
+                "likelihood='bernoulli' needs data in [0, 1]; got values in "
+                f"[{X.min():g}, {X.max():g}]. Scale the data or use "
+                "likelihood='gaussian'."
+            )
+        beta_init = self.beta_init
+        if not continuing and beta_init is not None:
+            if self.schedule == "rewo" and not 0 < beta_init <= 1:
+                raise ValueError(
+                    f"schedule='rewo' needs 0 < beta_init <= 1 (β stays in (0, 1]), got "
+                    f"beta_init={beta_init!r}."
+                )
+            if self.schedule == "geco" and beta_init <= 0:
+                raise ValueError(
+                    "schedule='geco' needs beta_init > 0 (β = 1/λ for a Lagrange "
+                    f"multiplier λ), got beta_init={beta_init!r}."
+                )
+
+    def _split_validation(self, X):
+        """``(X_train, X_val)``: the early-stopping split, or ``(X, None)``."""
+        if not self.early_stopping:
+            return X, None
+        n = X.shape[0]
+        n_val = int(math.ceil(self.validation_fraction * n))
+        if n_val < 2 or n - n_val < 1:
+            raise ValueError(
+                f"The validation set for early stopping is too small: validation_fraction="
+                f"{self.validation_fraction} of {n} samples gives {n_val} validation and "
+                f"{n - n_val} training rows (need at least 2 and 1). Increase "
+                "validation_fraction or the number of samples, or set early_stopping=False."
+            )
+        perm = np.random.RandomState(self._validation_seed).permutation(n)
+        return X[np.sort(perm[n_val:])], X[np.sort(perm[:n_val])]
 
     def _check_hidden_layer_sizes(self):
         hidden = np.atleast_1d(np.asarray(self.hidden_layer_sizes)).tolist()
@@ -327,6 +492,41 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                 f"got {self.hidden_layer_sizes!r}."
             )
         return tuple(int(h) for h in hidden)
+
+    def _check_image_shape(self, n_features):
+        """``image_shape`` as a tuple of ints matching ``n_features`` (or None)."""
+        if self.image_shape is None:
+            if self.architecture != "mlp":
+                raise ValueError(
+                    f"architecture={self.architecture!r} needs image_shape, the shape "
+                    "(height, width) or (channels, height, width) of one image; got "
+                    "image_shape=None."
+                )
+            return None
+        shape = np.atleast_1d(np.asarray(self.image_shape)).tolist()
+        if not (
+            len(shape) in (2, 3)
+            and all(isinstance(s, Integral) and (s > 0 or s == -1) for s in shape)
+            and shape.count(-1) <= 1
+        ):
+            raise ValueError(
+                "image_shape must be (height, width) or (channels, height, width) "
+                f"with positive integers (at most one -1), got {self.image_shape!r}."
+            )
+        known = math.prod(s for s in shape if s != -1)
+        if -1 in shape:
+            if n_features % known:
+                raise ValueError(
+                    f"image_shape={self.image_shape!r} does not fit X with "
+                    f"{n_features} features: {n_features} is not a multiple of {known}."
+                )
+            shape[shape.index(-1)] = n_features // known
+        elif known != n_features:
+            raise ValueError(
+                f"image_shape={self.image_shape!r} has {known} pixels, but X has "
+                f"{n_features} features; prod(image_shape) must equal n_features."
+            )
+        return tuple(int(s) for s in shape)
 
     def _resolve_likelihood(self, X):
         binary = bool(np.all((X == 0) | (X == 1)))
@@ -365,6 +565,8 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             noise_variance=noise_variance,
             encoder_variance=self.encoder_variance,
             n_pseudo_inputs=min(self.n_pseudo_inputs, X.shape[0]) if self.prior == "vamp" else None,
+            architecture=self.architecture,
+            image_shape=self._check_image_shape(X.shape[1]),
         )
         generator = torch.Generator().manual_seed(int(rng.randint(2**31 - 1)))
         module = build_vae(**self._module_config, generator=generator)
@@ -380,6 +582,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         self.schedule_ = self._make_schedule(X.shape[0])
         self.history_ = {}
         self.n_iter_ = 0
+        self._prior_scaled = False  # see _standardise_prior
         self._eval_seed = int(rng.randint(2**31 - 1))
 
     def _init_pca(self, module, X, rng):
@@ -438,7 +641,28 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             1.0 if beta_init is None else beta_init, alpha=self.alpha
         )
 
-    def _train(self, X, rng):
+    def _standardise_prior(self, data):
+        """Fit the prior's latent standardisation to the current codes.
+
+        Called once, when the prior starts training (REWO's switch, or the
+        first iteration of the other schedules): by then the encoder may have
+        spread the latent far beyond unit scale.
+        """
+        rows = data[:: max(1, data.shape[0] // 4096)]
+        with torch.no_grad():
+            self.module_.init_prior_scale(self.module_.encode_mean(rows))
+        self._prior_scaled = True
+
+    def _train(self, X, rng, X_val=None):
+        """Run ``max_iter`` epochs of Adam on ``X``, robust to divergence and Ctrl-C.
+
+        The training state (module, optimiser, schedule) is copied in memory
+        after every completed epoch (about three times the parameters' size,
+        on their device). A non-finite loss or non-finite parameters roll the
+        epoch back to that copy and retry it with half the step size; Ctrl-C
+        rolls back to it and returns. With ``X_val``, early stopping keeps the
+        copy of the best epoch and restores it at the end.
+        """
         module, opt, schedule = self.module_, self._optimizer, self.schedule_
         device = self.device_
         data = torch.tensor(X, dtype=torch.float32, device=device)
@@ -446,8 +670,29 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         batch = min(self.batch_size, n)
         generator = torch.Generator(device=device).manual_seed(int(rng.randint(2**31 - 1)))
         prior_params = module.prior_parameters()
-        records = {k: [] for k in ("beta", "constraint_avg", "phase", "epoch")}
+        if getattr(self, "_learning_rate_param", None) != self.learning_rate:
+            # First fit, or learning_rate changed before a warm start.
+            self._learning_rate_param = self.learning_rate
+            self.learning_rate_ = float(self.learning_rate)
+        self._set_learning_rate(self.learning_rate_)
+        if not hasattr(self, "divergences_"):
+            self.divergences_ = []
+        early = X_val is not None
+        if early:
+            val = torch.tensor(X_val, dtype=torch.float32, device=device)
+            if self.validation_scores_ is None:
+                self.validation_scores_ = []
+        records = {k: [] for k in ("beta", "constraint_avg", "phase", "epoch", "lr")}
         stats = []
+        mark = 0  # len(stats) at the end of the last completed epoch
+        snapshot = self._snapshot()  # state after the last completed epoch
+        best, best_score, no_improvement = None, -math.inf, 0
+        if early and self.n_iter_ > 0:
+            # Warm start: the starting model is the one to beat.
+            best, best_score = snapshot, self._validation_score(val)
+        failures = 0
+        epochs_done = 0
+        epoch = self.n_iter_ + 1
         bar = None
         if self.verbose:
             from tqdm.auto import tqdm
@@ -455,14 +700,18 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             bar = tqdm(total=self.max_iter, desc="VHPEstimator", unit="epoch")
         module.train()
         try:
-            for _ in range(self.max_iter):
+            while epochs_done < self.max_iter:
                 epoch = self.n_iter_ + 1
+                lr = self.learning_rate_
+                bad = None
                 perm = torch.randperm(n, generator=generator, device=device)
                 for start in range(0, n, batch):
                     idx = perm[start : start + batch]
                     if idx.shape[0] < batch and start > 0:
                         continue  # drop the ragged last batch
                     train_prior = schedule.train_prior
+                    if train_prior and not getattr(self, "_prior_scaled", True):
+                        self._standardise_prior(data)
                     for p in prior_params:
                         p.requires_grad_(train_prior)
                     x = data[idx]
@@ -482,26 +731,69 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                     )
                     values = row.tolist()  # the one host sync per iteration
                     if not all(math.isfinite(v) for v in values):
-                        raise FloatingPointError(
-                            f"Training diverged at epoch {epoch}: the loss is not finite "
-                            f"(loss={values[0]}, C={values[2]}). Lower learning_rate, "
-                            "scale the data (e.g. to [0, 1]) or set noise_variance."
-                        )
+                        bad = (len(stats) - mark + 1, values)
+                        break
                     opt.step()
                     stats.append(values)
                     records["beta"].append(beta)
                     records["phase"].append(schedule.phase)
                     records["epoch"].append(epoch)
+                    records["lr"].append(lr)
                     schedule.step(values[2])
                     records["constraint_avg"].append(schedule.constraint_avg)
-                self.n_iter_ = epoch
+                if bad is None and not self._state_is_finite():
+                    # A finite loss with an overflowing gradient can leave
+                    # non-finite weights or Adam moments behind.
+                    bad = (len(stats) - mark, None)
+                if bad is not None:
+                    del stats[mark:]
+                    for v in records.values():
+                        del v[mark:]
+                    self._restore(snapshot)
+                    failures += 1
+                    self._handle_divergence(epoch, *bad, failures)
+                    continue
+                failures = 0
+                score = self._validation_score(val) if early else None
+                snapshot = self._snapshot()
+                self.n_iter_, mark = epoch, len(stats)
+                epochs_done += 1
+                if early:
+                    self.validation_scores_.append(score)
+                    if score > best_score:
+                        best, best_score, no_improvement = snapshot, score, 0
+                    else:
+                        no_improvement += 1
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(
+                    postfix = dict(
                         phase=schedule.phase,
                         beta=f"{schedule.beta:.3g}",
                         C=f"{schedule.constraint_avg:.3g}",
                     )
+                    if early:
+                        postfix["val"] = f"{score:.4g}"
+                    bar.set_postfix(postfix)
+                if early and no_improvement > self.n_iter_no_change:
+                    if self.verbose:
+                        print(
+                            f"Validation score did not improve for {no_improvement} "
+                            f"consecutive epochs; stopping at epoch {epoch}, keeping "
+                            f"the best ({best_score:.6g})."
+                        )
+                    break
+        except KeyboardInterrupt:
+            del stats[mark:]
+            for v in records.values():
+                del v[mark:]
+            self._restore(snapshot)
+            warnings.warn(
+                f"Training interrupted (KeyboardInterrupt) during epoch {epoch}; the "
+                f"estimator holds the model after epoch {self.n_iter_}, the last "
+                "completed one. Call fit with warm_start=True to continue.",
+                UserWarning,
+                stacklevel=4,
+            )
         finally:
             if bar is not None:
                 bar.close()
@@ -509,8 +801,12 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                 p.requires_grad_(True)
             module.eval()
             self._append_history(stats, records)
+        if early:
+            if best is not None and best is not snapshot:
+                self._restore(best)
+            self.best_validation_score_ = None if best is None else float(best_score)
         self.beta_ = float(schedule.beta)
-        if schedule.phase == "initial":
+        if schedule.phase == "initial" and schedule.constraint_avg is not None:
             warnings.warn(
                 f"Training ended in REWO's initial phase: the running reconstruction "
                 f"error Ĉ = {schedule.constraint_avg:.3g} never fell below "
@@ -519,6 +815,99 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                 ConvergenceWarning,
                 stacklevel=2,
             )
+
+    def _handle_divergence(self, epoch, iteration, values, failures):
+        """Halve the step size and warn, or raise after too many failures."""
+        if values is None:
+            what, loss = "the parameters or Adam's moments became non-finite", math.nan
+        else:
+            what, loss = f"the loss is not finite (loss={values[0]}, C={values[2]})", values[0]
+        if failures > _MAX_RECOVERIES:
+            raise FloatingPointError(
+                f"Training diverged at epoch {epoch}, iteration {iteration}: {what}, "
+                f"and {_MAX_RECOVERIES} recoveries (restoring the last finite state and "
+                f"halving the step size, now {self.learning_rate_:.3g}) did not help. "
+                "The estimator holds the model after the last completed epoch. Lower "
+                "learning_rate, scale the data (e.g. to [0, 1] or with StandardScaler) "
+                "or set noise_variance."
+            )
+        self.learning_rate_ /= 2.0
+        self._set_learning_rate(self.learning_rate_)
+        self.divergences_.append(
+            {"epoch": epoch, "iteration": iteration, "loss": loss, "lr": self.learning_rate_}
+        )
+        warnings.warn(
+            f"Training diverged at epoch {epoch}, iteration {iteration}: {what}. Restored "
+            f"the state after epoch {epoch - 1}, halved the step size to "
+            f"{self.learning_rate_:.3g} and repeated the epoch (recovery {failures} of "
+            f"at most {_MAX_RECOVERIES}). A smaller learning_rate or scaled data avoid this.",
+            DivergenceWarning,
+            stacklevel=5,
+        )
+
+    def _set_learning_rate(self, lr):
+        for group in self._optimizer.param_groups:
+            group["lr"] = lr
+
+    def _snapshot(self):
+        """Copy of the training state: module and optimiser tensors, schedule."""
+        module_state = {k: v.detach().clone() for k, v in self.module_.state_dict().items()}
+        return (
+            module_state,
+            copy.deepcopy(self._optimizer.state_dict()),
+            copy.deepcopy(vars(self.schedule_)),
+        )
+
+    def _restore(self, snapshot):
+        """Load a :meth:`_snapshot` in place, keeping the current step size."""
+        module_state, optimizer_state, schedule_state = snapshot
+        self.module_.load_state_dict(module_state)
+        # load_state_dict may adopt the given tensors: hand it a copy so that
+        # the snapshot survives for a later restore.
+        self._optimizer.load_state_dict(copy.deepcopy(optimizer_state))
+        self._set_learning_rate(self.learning_rate_)
+        vars(self.schedule_).update(copy.deepcopy(schedule_state))
+
+    def _state_is_finite(self):
+        """Whether every parameter and every Adam moment is finite (one sync)."""
+        tensors = list(self.module_.parameters())
+        for state in self._optimizer.state.values():
+            tensors += [t for t in state.values() if torch.is_tensor(t) and t.is_floating_point()]
+        if not tensors:
+            return True
+        return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+
+    def _validation_score(self, data):
+        """Validation ELBO per row: minus the module's own loss at ``β = 1``.
+
+        The noise is the same at every call (common random numbers), so
+        scores of successive epochs differ only through the weights.
+        """
+        module = self.module_
+        n = data.shape[0]
+        # Floats per row: K samples through the decoder and the prior's nets.
+        hidden = sum(self._module_config.get("hidden_layer_sizes", ())) or 1
+        width = data.shape[1] + 2 * hidden + getattr(module.decoder, "floats_per_sample", 0)
+        cap = _CPU_SCORE_CHUNK_MIB if self.device_.type == "cpu" else None
+        chunk = max(min(self.batch_size, n), _working_rows(self.n_importance * width, cap))
+        gen = torch.Generator(device=self.device_).manual_seed(self._validation_seed)
+        total = torch.zeros((), dtype=torch.float64, device=self.device_)
+        training = module.training
+        module.eval()
+        try:
+            with torch.no_grad():
+                for start in range(0, n, chunk):
+                    loss, *_ = module.training_loss(
+                        data[start : start + chunk],
+                        beta=1.0,
+                        n_importance=self.n_importance,
+                        generator=gen,
+                        objective=self.objective,
+                    )
+                    total += loss.sum(dtype=torch.float64)
+        finally:
+            module.train(training)
+        return -float(total) / n
 
     def _append_history(self, stats, records):
         arr = np.asarray(stats, dtype=np.float64).reshape(-1, 4)
@@ -531,9 +920,15 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             "beta": np.asarray(records["beta"], dtype=np.float64),
             "phase": np.asarray(records["phase"], dtype=object),
             "epoch": np.asarray(records["epoch"], dtype=np.int64),
+            "lr": np.asarray(records["lr"], dtype=np.float64),
         }
         old = self.history_
-        self.history_ = {k: np.concatenate([old[k], v]) if k in old else v for k, v in new.items()}
+        n_old = len(old.get("loss", ()))
+        # A model pickled before a column existed gets NaN for its old rows.
+        self.history_ = {
+            k: np.concatenate([old[k] if k in old else np.full(n_old, np.nan), v])
+            for k, v in new.items()
+        }
 
     # ------------------------------------------------------------ inference
     def _module_for(self, dtype):
@@ -549,9 +944,13 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
     def _map_rows(self, fn, X, dtype, out_width):
         """Apply ``fn`` to row chunks of ``X`` without gradients; numpy out."""
         tdtype = torch.float64 if dtype == np.float64 else torch.float32
-        chunk = max(
-            1, _working_rows(out_width + max(self._module_config["hidden_layer_sizes"], default=1))
+        width = out_width + max(self._module_config["hidden_layer_sizes"], default=1)
+        # Image networks state their activations per row (feature maps).
+        width += max(
+            getattr(self.module_.encoder, "floats_per_row", 0),
+            getattr(self.module_.decoder, "floats_per_sample", 0),
         )
+        chunk = max(1, _working_rows(width))
         out = []
         with torch.no_grad():
             for start in range(0, X.shape[0], chunk):
@@ -610,8 +1009,14 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         prior, ``q(z|x)``). The estimate is a stochastic lower bound that
         tightens as ``S`` grows. It is computed in float64, with the same
         noise for every row, so a row's value does not depend on the other
-        rows and repeated calls agree. Memory is bounded by scikit-learn's
-        ``working_memory`` setting (``sklearn.config_context``).
+        rows and repeated calls agree.
+
+        The work is split into chunks of rows and of samples whose float64
+        temporaries fit in scikit-learn's ``working_memory`` setting (in MiB,
+        ``sklearn.config_context``; default 1024), so ``S = 5000`` on many
+        rows runs in bounded memory. On a CPU the chunks are kept to at most
+        16 MiB, which stay in cache, except for the VampPrior. With
+        ``verbose > 0`` a progress bar counts the scored rows.
 
         Parameters
         ----------
@@ -635,18 +1040,35 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         )
         # The VampPrior's log p(z) holds (components × n_components) per pair.
         width += 3 * (self._module_config.get("n_pseudo_inputs") or 0) * (self.n_components + 1)
-        s_chunk = min(S, max(1, _working_rows(width) // 8))
-        r_chunk = max(1, _working_rows(width * s_chunk))
+        # Image decoders state their activations per sample (feature maps).
+        width += getattr(module.decoder, "floats_per_sample", 0)
+        # On a CPU, chunks of a few MiB stay in cache: 1.3-2x faster than 1 GiB
+        # ones. Not for the VampPrior, which recomputes its K components (the
+        # encoder on every pseudo-input) per chunk: there fewer chunks win.
+        cap = _CPU_SCORE_CHUNK_MIB if dev.type == "cpu" and self.prior != "vamp" else None
+        s_chunk = min(S, max(1, _working_rows(width, cap) // 8))
+        r_chunk = max(1, _working_rows(width * s_chunk, cap))
         out = np.empty(X.shape[0])
-        with torch.no_grad():
-            for r0 in range(0, X.shape[0], r_chunk):
-                x = torch.tensor(X[r0 : r0 + r_chunk], dtype=torch.float64, device=dev)
-                acc = torch.full((x.shape[0],), -math.inf, dtype=torch.float64, device=dev)
-                for s0 in range(0, S, s_chunk):
-                    aux = eps_aux[s0 : s0 + s_chunk] if n_aux else None
-                    log_w = module.log_weights(x, eps_z[s0 : s0 + s_chunk], aux)
-                    acc = torch.logaddexp(acc, torch.logsumexp(log_w, dim=1))
-                out[r0 : r0 + x.shape[0]] = (acc - math.log(S)).cpu().numpy()
+        bar = None
+        if self.verbose:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=X.shape[0], desc="score_samples", unit="row")
+        try:
+            with torch.no_grad():
+                for r0 in range(0, X.shape[0], r_chunk):
+                    x = torch.tensor(X[r0 : r0 + r_chunk], dtype=torch.float64, device=dev)
+                    acc = torch.full((x.shape[0],), -math.inf, dtype=torch.float64, device=dev)
+                    for s0 in range(0, S, s_chunk):
+                        aux = eps_aux[s0 : s0 + s_chunk] if n_aux else None
+                        log_w = module.log_weights(x, eps_z[s0 : s0 + s_chunk], aux)
+                        acc = torch.logaddexp(acc, torch.logsumexp(log_w, dim=1))
+                    out[r0 : r0 + x.shape[0]] = (acc - math.log(S)).cpu().numpy()
+                    if bar is not None:
+                        bar.update(x.shape[0])
+        finally:
+            if bar is not None:
+                bar.close()
         return out
 
     def score(self, X, y=None):
@@ -782,6 +1204,9 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
     # ----------------------------------------------------------- sklearn bits
     @property
     def _n_features_out(self):
+        # NotFittedError is an AttributeError: get_feature_names_out's
+        # check_is_fitted(self, "_n_features_out") then fails as it should.
+        check_is_fitted(self)
         return self.n_components
 
     def __sklearn_tags__(self):
@@ -844,7 +1269,12 @@ def _logit(p, eps=1e-4):
     return np.log(p) - np.log1p(-p)
 
 
-def _working_rows(floats_per_row):
-    """Rows whose float64 work fits in sklearn's ``working_memory`` (MiB)."""
-    budget = get_config()["working_memory"] * 2**20
-    return max(1, int(budget // (8 * max(1, floats_per_row))))
+def _working_rows(floats_per_row, max_mib=None):
+    """Rows whose float64 work fits in sklearn's ``working_memory`` (MiB).
+
+    ``max_mib`` lowers the budget further (never raises it).
+    """
+    mib = get_config()["working_memory"]
+    if max_mib is not None:
+        mib = min(mib, max_mib)
+    return max(1, int(mib * 2**20 // (8 * max(1, floats_per_row))))

@@ -76,9 +76,7 @@ class InterpolationPath(NamedTuple):
 def _knn_exact(points, n_neighbors, n_jobs):
     """Exact k nearest neighbours of every point among the others."""
     algorithm = "kd_tree" if points.shape[1] <= _TREE_MAX_DIM else "brute"
-    nn = NearestNeighbors(
-        n_neighbors=n_neighbors, algorithm=algorithm, n_jobs=n_jobs
-    ).fit(points)
+    nn = NearestNeighbors(n_neighbors=n_neighbors, algorithm=algorithm, n_jobs=n_jobs).fit(points)
     distances, indices = nn.kneighbors()
     return indices, distances
 
@@ -161,9 +159,7 @@ def _euclidean(a, b):
     return out
 
 
-class ManifoldInterpolator(
-    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
-):
+class ManifoldInterpolator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Interpolate along the latent manifold learned by a VAE.
 
     Implements the graph-based interpolation of Klushyn et al. (2019,
@@ -319,15 +315,12 @@ class ManifoldInterpolator(
         X = validate_data(self, X, dtype=[np.float64, np.float32])
         if self.prefit:
             if self.estimator is None:
-                raise ValueError(
-                    "prefit=True needs a fitted estimator; got estimator=None."
-                )
+                raise ValueError("prefit=True needs a fitted estimator; got estimator=None.")
             try:
                 check_is_fitted(self.estimator)
             except NotFittedError as exc:
                 raise NotFittedError(
-                    "prefit=True but the estimator is not fitted; fit it first "
-                    "or use prefit=False."
+                    "prefit=True but the estimator is not fitted; fit it first or use prefit=False."
                 ) from exc
             estimator = deepcopy(self.estimator)
             n_expected = getattr(estimator, "n_features_in_", X.shape[1])
@@ -412,13 +405,10 @@ class ManifoldInterpolator(
     def _encode_points(self, X, name):
         if np.ndim(X) == 1:
             X = np.asarray(X).reshape(1, -1)
-        X = validate_data(
-            self, X, dtype=[np.float64, np.float32], reset=False
-        )
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         if name is not None and X.shape[0] != 1:
             raise ValueError(
-                f"{name} must be a single sample (a 1-D array or one row); "
-                f"got {X.shape[0]} rows."
+                f"{name} must be a single sample (a 1-D array or one row); got {X.shape[0]} rows."
             )
         return np.asarray(self.estimator_.transform(X))
 
@@ -429,9 +419,7 @@ class ManifoldInterpolator(
         idx = np.argpartition(dist, k - 1, axis=1)[:, :k]
         d = np.take_along_axis(dist, idx, axis=1)
         order = np.argsort(d, axis=1, kind="stable")
-        return np.take_along_axis(idx, order, axis=1), np.take_along_axis(
-            d, order, axis=1
-        )
+        return np.take_along_axis(idx, order, axis=1), np.take_along_axis(d, order, axis=1)
 
     def _search(self, z_from, link_idx, link_dist):
         """Dijkstra from extra source nodes linked to the graph.
@@ -447,14 +435,13 @@ class ManifoldInterpolator(
         # stored graph is symmetric, so a directed search is exact.
         weights = np.maximum(link_dist, np.finfo(np.float64).tiny)
         indptr = np.concatenate(
-            [np.asarray(graph.indptr, dtype=np.int64),
-             graph.nnz + k * np.arange(1, m + 1, dtype=np.int64)]
+            [
+                np.asarray(graph.indptr, dtype=np.int64),
+                graph.nnz + k * np.arange(1, m + 1, dtype=np.int64),
+            ]
         )
-        indices = np.concatenate(
-            [np.asarray(graph.indices, dtype=np.int64), link_idx.ravel()]
-        )
-        data = np.concatenate([np.asarray(graph.data, dtype=np.float64),
-                               weights.ravel()])
+        indices = np.concatenate([np.asarray(graph.indices, dtype=np.int64), link_idx.ravel()])
+        data = np.concatenate([np.asarray(graph.data, dtype=np.float64), weights.ravel()])
         augmented = sp.csr_matrix((data, indices, indptr), shape=(n + m, n + m))
         dist, pred = dijkstra(
             augmented,
@@ -539,9 +526,7 @@ class ManifoldInterpolator(
         steps = np.diff(latent.astype(np.float64), axis=0)
         length = float(np.sum(np.sqrt(np.sum(steps**2, axis=1))))
         decoded = np.asarray(self.estimator_.inverse_transform(latent))
-        return InterpolationPath(
-            latent=latent, nodes=nodes, decoded=decoded, length=length
-        )
+        return InterpolationPath(latent=latent, nodes=nodes, decoded=decoded, length=length)
 
     def geodesic_distances(self, X, Y=None):
         """Lengths of the shortest graph paths between encoded samples.

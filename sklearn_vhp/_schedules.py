@@ -14,6 +14,13 @@ the decoder mean, so ``κ`` is an RMS reconstruction tolerance: ``C ≤ κ²``.
 
 import math
 
+#: Bounds of ``β`` for REWO (below; above it is 1) and GECO (both). Without a
+#: floor a large violation ``ν (Ĉ_t - κ²)`` underflows ``β`` to exactly 0,
+#: where the multiplicative update can never move it again; without the
+#: clipping ``math.exp`` overflows when ``κ²`` is large (data far from [0, 1]).
+BETA_MIN = 1e-30  # still a normal float32
+BETA_MAX = 1e10
+
 
 class BetaSchedule:
     """Base class: keeps the running average of the constraint."""
@@ -74,7 +81,7 @@ class REWOSchedule(BetaSchedule):
         β ← β · exp(ν · f_β(β, Ĉ_t - κ²; τ) · (Ĉ_t - κ²))
 
     so ``β`` falls while the constraint is violated and rises toward 1 while
-    it holds; it never exceeds 1.
+    it holds; it never exceeds 1 and never falls below ``BETA_MIN``.
     """
 
     def __init__(self, kappa, *, nu=5.0, tau=3.0, alpha=0.99, beta_init=1e-3):
@@ -93,9 +100,11 @@ class REWOSchedule(BetaSchedule):
             if delta < 0:
                 self.phase = "main"
             return
-        self.beta = min(
-            1.0, self.beta * math.exp(self.nu * rewo_f(self.beta, delta, self.tau) * delta)
-        )
+        step = self.nu * rewo_f(self.beta, delta, self.tau) * delta  # log β increment
+        if step >= -math.log(self.beta):
+            self.beta = 1.0
+        else:
+            self.beta = min(1.0, max(BETA_MIN, self.beta * math.exp(step)))
 
 
 class GECOSchedule(BetaSchedule):
@@ -103,7 +112,8 @@ class GECOSchedule(BetaSchedule):
 
     ``λ ← λ · exp(ν (Ĉ_t - κ²))``, i.e. ``β ← β · exp(-ν (Ĉ_t - κ²))``: the
     Lagrange multiplier grows while the constraint is violated. Unlike REWO,
-    ``β`` is not capped at 1 and all networks are trained from the start.
+    ``β`` is not capped at 1 and all networks are trained from the start;
+    it is kept in ``[BETA_MIN, BETA_MAX]`` so that ``λ`` stays finite.
     """
 
     def __init__(self, kappa, *, nu=5.0, alpha=0.99, beta_init=1.0):
@@ -115,7 +125,10 @@ class GECOSchedule(BetaSchedule):
 
     def step(self, constraint):
         c_hat = self._update_average(constraint)
-        self.beta *= math.exp(-self.nu * (c_hat - self.kappa**2))
+        step = -self.nu * (c_hat - self.kappa**2)  # log β increment
+        log_beta = math.log(self.beta)
+        step = min(max(step, math.log(BETA_MIN) - log_beta), math.log(BETA_MAX) - log_beta)
+        self.beta *= math.exp(step)
 
 
 class WarmupSchedule(BetaSchedule):

@@ -13,9 +13,7 @@ def _get_ax(ax):
     try:
         import matplotlib.pyplot as plt
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "sklearn_vhp.plotting needs matplotlib: pip install matplotlib"
-        ) from exc
+        raise ImportError("sklearn_vhp.plotting needs matplotlib: pip install matplotlib") from exc
     return plt.gca() if ax is None else ax
 
 
@@ -63,9 +61,7 @@ def plot_latent_graph(
     if show_edges:
         graph = interpolator.graph_.tocoo()
         upper = graph.row < graph.col  # each undirected edge once
-        segments = np.stack(
-            [nodes[graph.row[upper]], nodes[graph.col[upper]]], axis=1
-        )
+        segments = np.stack([nodes[graph.row[upper]], nodes[graph.col[upper]]], axis=1)
         kw = {"colors": "0.75", "linewidths": 0.3, "zorder": 1}
         kw.update(edge_kw or {})
         ax.add_collection(LineCollection(segments, **kw))
@@ -74,8 +70,7 @@ def plot_latent_graph(
     ax.scatter(nodes[:, 0], nodes[:, 1], **kw)
     if path is not None:
         latent = np.asarray(getattr(path, "latent", path))[:, dims]
-        kw = {"color": "C3", "marker": "o", "markersize": 3, "linewidth": 1.5,
-              "zorder": 3}
+        kw = {"color": "C3", "marker": "o", "markersize": 3, "linewidth": 1.5, "zorder": 3}
         kw.update(path_kw or {})
         ax.plot(latent[:, 0], latent[:, 1], **kw)
         ax.plot(*latent[0], "k^", zorder=4, markersize=6)
@@ -86,8 +81,7 @@ def plot_latent_graph(
     return ax
 
 
-def plot_frames(decoded, image_shape, ax=None, *, n_frames=None, pad=1, cmap="gray",
-                title=None):
+def plot_frames(decoded, image_shape, ax=None, *, n_frames=None, pad=1, cmap="gray", title=None):
     """Show decoded samples as a strip of images, left to right.
 
     Parameters
@@ -122,8 +116,13 @@ def plot_frames(decoded, image_shape, ax=None, *, n_frames=None, pad=1, cmap="gr
     strip = np.full((h, len(frames) * (w + pad) - pad), np.nan)
     for i, frame in enumerate(frames):
         strip[:, i * (w + pad) : i * (w + pad) + w] = frame
-    ax.imshow(np.ma.masked_invalid(strip), cmap=cmap, interpolation="nearest",
-              vmin=0.0, vmax=max(1.0, float(np.nanmax(frames))))
+    ax.imshow(
+        np.ma.masked_invalid(strip),
+        cmap=cmap,
+        interpolation="nearest",
+        vmin=0.0,
+        vmax=max(1.0, float(np.nanmax(frames))),
+    )
     ax.set_xticks([])
     ax.set_yticks([])
     if title is not None:

@@ -109,8 +109,11 @@ def test_zero_distance_duplicates_stay_linked(neighbors):
     base = rng.normal(size=(60, 3))
     points = np.concatenate([base, base[:10]])  # 10 exact duplicates
     interp = ManifoldInterpolator(
-        _IdentityVAE(points), n_nodes=len(points), n_neighbors=5,
-        neighbors=neighbors, random_state=0,
+        _IdentityVAE(points),
+        n_nodes=len(points),
+        n_neighbors=5,
+        neighbors=neighbors,
+        random_state=0,
     ).fit(base)
     G = interp.graph_
     for i in range(10):
@@ -244,9 +247,7 @@ def test_interpolate_accepts_rows_and_rejects_batches(fitted, pendulum):
 
 def test_neighbouring_end_points_are_joined_directly():
     points = np.random.RandomState(0).normal(size=(50, 2))
-    interp = ManifoldInterpolator(
-        _IdentityVAE(points), n_nodes=50, n_neighbors=4
-    ).fit(points)
+    interp = ManifoldInterpolator(_IdentityVAE(points), n_nodes=50, n_neighbors=4).fit(points)
     start, end = np.array([10.0, 10.0]), np.array([10.1, 10.0])
     path = interp.interpolate(start, end)
     assert_array_equal(path.nodes, [-1, -1])
@@ -256,9 +257,7 @@ def test_neighbouring_end_points_are_joined_directly():
 def test_disconnected_graph_error_names_the_fix():
     rng = np.random.RandomState(0)
     points = np.concatenate([rng.normal(size=(30, 2)), 100 + rng.normal(size=(30, 2))])
-    interp = ManifoldInterpolator(
-        _IdentityVAE(points), n_nodes=60, n_neighbors=3
-    ).fit(points)
+    interp = ManifoldInterpolator(_IdentityVAE(points), n_nodes=60, n_neighbors=3).fit(points)
     assert interp.n_connected_components_ >= 2
     with pytest.raises(ValueError, match="n_neighbors or n_nodes"):
         interp.interpolate(points[0], points[40])
@@ -320,8 +319,11 @@ def test_nested_params_reach_the_estimator(pendulum):
 def test_joblib_mmap_roundtrip_with_pynndescent(pendulum, tmp_path):
     X, _ = pendulum
     interp = ManifoldInterpolator(
-        VHPEstimator(**TINY), n_nodes=200, n_neighbors=8,
-        neighbors="pynndescent", random_state=0,
+        VHPEstimator(**TINY),
+        n_nodes=200,
+        n_neighbors=8,
+        neighbors="pynndescent",
+        random_state=0,
     ).fit(X)
     assert interp.neighbors_ == "pynndescent"
     before = interp.interpolate(X[0], X[7])
@@ -339,7 +341,9 @@ def test_joblib_mmap_roundtrip_with_pynndescent(pendulum, tmp_path):
 def _run_python(code):
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -369,12 +373,13 @@ def test_lazy_imports():
 
 
 def _instances():
+    yield ManifoldInterpolator(VHPEstimator(**TINY), n_nodes=30, n_neighbors=5, random_state=0)
     yield ManifoldInterpolator(
-        VHPEstimator(**TINY), n_nodes=30, n_neighbors=5, random_state=0
-    )
-    yield ManifoldInterpolator(
-        VHPEstimator(**TINY), n_nodes=30, n_neighbors=5,
-        neighbors="pynndescent", random_state=0,
+        VHPEstimator(**TINY),
+        n_nodes=30,
+        n_neighbors=5,
+        neighbors="pynndescent",
+        random_state=0,
     )
 
 
@@ -418,9 +423,7 @@ def turning(angles):
 @pytest.mark.parametrize("line_width, bob_radius", [(1.0, 1.5), (2.0, 2.0), (3.0, 0.0)])
 def test_angle_reader_reads_other_renderers(line_width, bob_radius):
     angles = np.random.RandomState(0).uniform(0, 2 * np.pi, 200)
-    read = read_angles(
-        render_pendulum(angles, line_width=line_width, bob_radius=bob_radius)
-    )
+    read = read_angles(render_pendulum(angles, line_width=line_width, bob_radius=bob_radius))
     err = np.abs(np.angle(np.exp(1j * (read - angles))))
     assert np.rad2deg(err).max() < 6
 

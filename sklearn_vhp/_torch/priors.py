@@ -50,6 +50,28 @@ class HierarchicalPrior(nn.Module):
         self.n_aux = n_latent2
         self.q_zeta = GaussianMLP(n_components, hidden, n_latent2, activation=activation)
         self.p_z = GaussianMLP(n_latent2, hidden, n_components, activation=activation)
+        # An affine standardisation of z, set from data by `init_scale`: both
+        # networks then work on unit-scale latents whatever scale the encoder
+        # has reached (it reached radius ~26 on the pendulum, which saturated
+        # q(ζ|z) and left p(z|ζ) a broad blob). It reparametrises the same
+        # family of densities: p(z|ζ) = N(loc + scale·μ(ζ), scale²·σ²(ζ)).
+        self.register_buffer("loc", torch.zeros(n_components))
+        self.register_buffer("scale", torch.ones(n_components))
+
+    @torch.no_grad()
+    def init_scale(self, z):
+        """Set the standardisation from latent codes ``z`` (rows), e.g. the
+        posterior means of the training data when the prior starts training."""
+        z = z.reshape(-1, z.shape[-1]).to(self.loc.dtype)
+        self.loc.copy_(z.mean(0))
+        self.scale.copy_(z.std(0).clamp_min(1e-3) if z.shape[0] > 1 else torch.ones_like(self.loc))
+
+    def _q(self, z):
+        return self.q_zeta((z - self.loc) / self.scale)
+
+    def _p(self, zeta):
+        mean, logvar = self.p_z(zeta)
+        return self.loc + self.scale * mean, logvar + 2.0 * torch.log(self.scale)
 
     def log_prob(self, z, eps):
         """Importance-weighted estimate of ``log p(z)``.
@@ -64,22 +86,22 @@ class HierarchicalPrior(nn.Module):
         -------
         Tensor of shape ``z.shape[:-1]``: ``logsumexp_k w_k - log K``.
         """
-        mean_q, logvar_q = self.q_zeta(z)
+        mean_q, logvar_q = self._q(z)
         zeta = mean_q + torch.exp(0.5 * logvar_q) * eps
         # log q(ζ|z) from the noise directly: exact and cheaper.
         log_q = -0.5 * (eps**2 + logvar_q + math.log(2 * math.pi)).sum(-1)
-        mean_p, logvar_p = self.p_z(zeta)
+        mean_p, logvar_p = self._p(zeta)
         log_w = gaussian_log_prob(z, mean_p, logvar_p) + standard_normal_log_prob(zeta) - log_q
         return torch.logsumexp(log_w, dim=0) - math.log(eps.shape[0])
 
     def aux_posterior(self, z):
         """Mean and log-variance of ``q_Φ(ζ|z)``, each of shape ``(..., n_aux)``."""
-        return self.q_zeta(z)
+        return self._q(z)
 
     def sample(self, n, generator, device=None, dtype=None):
         """Draw ``z`` by ancestral sampling: ``ζ ~ N(0, I)``, ``z ~ p(z|ζ)``."""
         zeta = torch.randn(n, self.n_aux, generator=generator, device=device, dtype=dtype)
-        mean, logvar = self.p_z(zeta)
+        mean, logvar = self._p(zeta)
         noise = torch.randn(mean.shape, generator=generator, device=device, dtype=dtype)
         return mean + torch.exp(0.5 * logvar) * noise
 

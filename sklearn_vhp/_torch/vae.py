@@ -178,6 +178,12 @@ class VAE(nn.Module):
             zeta_kl = standard_normal_kl(zeta_mean, zeta_logvar)
         return z_mean, standard_normal_kl(z_mean, z_logvar), zeta_mean, zeta_kl
 
+    def init_prior_scale(self, z):
+        """Let a prior with a data-dependent standardisation fit it to ``z``."""
+        init = getattr(self.prior, "init_scale", None)
+        if init is not None:
+            init(z)
+
     def encode_mean(self, x):
         return self.encoder(x)[0]
 
