@@ -72,7 +72,6 @@ for ax in axes[:2]:
 # Decoded prior samples, ordered by their latent angle.
 order = np.argsort(np.arctan2(*(Z_prior[:12] - Z_prior.mean(0)).T[::-1]))
 frames = vhp.inverse_transform(Z_prior[:12][order]).reshape(-1, 16, 16)
-axes[2].imshow(np.hstack(list(frames[:6])) if len(frames) else 0, cmap="gray")
 axes[2].imshow(np.vstack([np.hstack(list(frames[:6])), np.hstack(list(frames[6:12]))]), cmap="gray")
 axes[2].set_title("decoded prior samples")
 axes[2].axis("off")
