@@ -329,11 +329,16 @@ class ManifoldInterpolator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
                     f"X has {X.shape[1]} features, but the prefit estimator "
                     f"was fitted with {n_expected} features."
                 )
-        else:
-            estimator = clone(self._get_estimator()).fit(X)
+        rng = check_random_state(self.random_state)
+        if not self.prefit:
+            estimator = clone(self._get_estimator())
+            # As sklearn's ensembles do: an unseeded VAE takes its seed from
+            # this random_state, so the whole interpolator is reproducible.
+            if estimator.get_params().get("random_state", 0) is None:
+                estimator.set_params(random_state=rng.randint(np.iinfo(np.int32).max))
+            estimator.fit(X)
         self.estimator_ = estimator
 
-        rng = check_random_state(self.random_state)
         nodes = estimator.sample_latent(
             self.n_nodes, random_state=rng.randint(np.iinfo(np.int32).max)
         )

@@ -449,3 +449,15 @@ def test_pendulum_paths_turn_smoothly_the_short_way(line_width, bob_radius):
         assert steps.max() <= 25
         assert steps.sum() <= short_arc + 20
         assert np.isfinite(smoothness_factor(path.decoded))
+
+
+def test_unseeded_estimator_is_seeded_by_the_interpolator():
+    """check_fit_idempotent failed for an unseeded inner VAE: it now takes its
+    seed from the interpolator's random_state, as sklearn's ensembles do."""
+    X = np.random.RandomState(0).rand(60, 6)
+    unseeded = VHPEstimator(hidden_layer_sizes=(8,), max_iter=2)
+    a = ManifoldInterpolator(unseeded, n_nodes=40, n_neighbors=5, random_state=0).fit(X)
+    b = ManifoldInterpolator(unseeded, n_nodes=40, n_neighbors=5, random_state=0).fit(X)
+    np.testing.assert_array_equal(a.transform(X), b.transform(X))
+    np.testing.assert_array_equal(a.nodes_, b.nodes_)
+    assert unseeded.random_state is None  # the user's estimator is left alone
