@@ -24,7 +24,7 @@ from sklearn_vhp._torch.factory import build_vae
 
 
 def bare_loop(X, *, hidden, n_importance, batch_size, epochs, lr, seed):
-    """A hand-written loop over the same model, with a fixed beta."""
+    """A hand-written loop over the same model, with beta = 1."""
     gen = torch.Generator().manual_seed(seed)
     vae = build_vae(
         n_features=X.shape[1],
@@ -45,7 +45,7 @@ def bare_loop(X, *, hidden, n_importance, batch_size, epochs, lr, seed):
         perm = torch.randperm(n, generator=gen)
         for start in range(0, n - batch_size + 1, batch_size):
             x = data[perm[start : start + batch_size]]
-            loss, *_ = vae.training_loss(x, beta=0.5, n_importance=n_importance, generator=gen)
+            loss, *_ = vae.training_loss(x, beta=1.0, n_importance=n_importance, generator=gen)
             opt.zero_grad(set_to_none=True)
             loss.mean().backward()
             opt.step()
@@ -54,7 +54,10 @@ def bare_loop(X, *, hidden, n_importance, batch_size, epochs, lr, seed):
 
 
 def estimator_fit(X, *, hidden, n_importance, batch_size, epochs, lr, seed):
+    # schedule="constant": every network trains at every step, as in the bare
+    # loop (REWO's initial phase freezes the prior and would flatter us).
     est = VHPEstimator(
+        schedule="constant",
         hidden_layer_sizes=hidden,
         n_importance=n_importance,
         batch_size=batch_size,
