@@ -225,7 +225,8 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
 
     X_train = load_binarized_mnist("train", data_home=args.data_home).astype(np.float32)
-    X_eval = load_binarized_mnist("valid", data_home=args.data_home)
+    # float32 rows: score_samples runs its networks in float32 (about 2x faster).
+    X_eval = load_binarized_mnist("valid", data_home=args.data_home).astype(np.float32)
     X_train = X_train[: args.train_rows]
     X_eval = X_eval[: args.eval_rows]
     meta = {

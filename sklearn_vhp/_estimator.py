@@ -1,5 +1,6 @@
 """VHPEstimator: scikit-learn glue around the hierarchical-prior VAE."""
 
+import contextlib
 import copy
 import io
 import math
@@ -1011,16 +1012,21 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         ``log p(x) ≈ logsumexp_s log w_s - log S`` with ``S = n_eval_samples``
         samples from the joint proposal ``q(z|x) q(ζ|z)`` (for the standard
         prior, ``q(z|x)``). The estimate is a stochastic lower bound that
-        tightens as ``S`` grows. It is computed in float64, with the same
-        noise for every row, so a row's value does not depend on the other
-        rows and repeated calls agree.
+        tightens as ``S`` grows. Every row sees the same noise, so a row's
+        value does not depend on the other rows and repeated calls agree.
 
-        The work is split into chunks of rows and of samples whose float64
+        The networks run in the precision of ``X``: float64 data (numpy's
+        default) is scored in float64; float32 data in float32, about twice
+        as fast on a CPU, with a difference of order 1e-4 nats on MNIST-sized
+        rows. The sum over samples (``logsumexp``) is accumulated in float64
+        either way.
+
+        The work is split into chunks of rows and of samples whose
         temporaries fit in scikit-learn's ``working_memory`` setting (in MiB,
         ``sklearn.config_context``; default 1024), so ``S = 5000`` on many
         rows runs in bounded memory. On a CPU the chunks are kept to at most
-        16 MiB, which stay in cache, except for the VampPrior. With
-        ``verbose > 0`` a progress bar counts the scored rows.
+        16 MiB, which stay in cache. With ``verbose > 0`` a progress bar
+        counts the scored rows.
 
         Parameters
         ----------
@@ -1031,42 +1037,46 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         log_prob : ndarray of shape (n_samples,)
         """
         X = self._validate(X)
-        module = self._module_for(np.float64)
+        # The networks run in the input's precision; the sum over samples is
+        # float64 either way.
+        module = self._module_for(X.dtype)
+        tdtype = torch.float32 if X.dtype == np.float32 else torch.float64
         dev, S = self.device_, self.n_eval_samples
         gen = torch.Generator(device=dev).manual_seed(self._eval_seed)
+        # Drawn in float64 and rounded, so both precisions see the same noise.
         kw = dict(generator=gen, device=dev, dtype=torch.float64)
-        eps_z = torch.randn(S, self.n_components, **kw)
+        eps_z = torch.randn(S, self.n_components, **kw).to(tdtype)
         n_aux = module.prior.n_aux
-        eps_aux = torch.randn(S, n_aux, **kw) if n_aux else None
-        # Bytes per (row, sample) pair: decoder activations and outputs.
+        eps_aux = torch.randn(S, n_aux, **kw).to(tdtype) if n_aux else None
+        # Floats per (row, sample) pair: decoder activations and outputs.
         width = 3 * self.n_features_in_ + 2 * max(
             self._module_config["hidden_layer_sizes"], default=1
         )
-        # The VampPrior's log p(z) holds (components × n_components) per pair.
-        width += 3 * (self._module_config.get("n_pseudo_inputs") or 0) * (self.n_components + 1)
+        # The VampPrior's log p(z) holds its K component densities per pair.
+        width += 2 * (self._module_config.get("n_pseudo_inputs") or 0)
         # Image decoders state their activations per sample (feature maps).
         width += getattr(module.decoder, "floats_per_sample", 0)
-        # On a CPU, chunks of a few MiB stay in cache: 1.3-2x faster than 1 GiB
-        # ones. Not for the VampPrior, which recomputes its K components (the
-        # encoder on every pseudo-input) per chunk: there fewer chunks win.
-        cap = _CPU_SCORE_CHUNK_MIB if dev.type == "cpu" and self.prior != "vamp" else None
-        s_chunk = min(S, max(1, _working_rows(width, cap) // 8))
-        r_chunk = max(1, _working_rows(width * s_chunk, cap))
+        # On a CPU, chunks of a few MiB stay in cache: 1.3-2x faster than 1 GiB ones.
+        cap = _CPU_SCORE_CHUNK_MIB if dev.type == "cpu" else None
+        itemsize = X.dtype.itemsize
+        s_chunk = min(S, max(1, _working_rows(width, cap, itemsize) // 8))
+        r_chunk = max(1, _working_rows(width * s_chunk, cap, itemsize))
         out = np.empty(X.shape[0])
         bar = None
         if self.verbose:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=X.shape[0], desc="score_samples", unit="row")
+        frozen = getattr(module.prior, "frozen", contextlib.nullcontext)
         try:
-            with torch.no_grad():
+            with torch.no_grad(), frozen():
                 for r0 in range(0, X.shape[0], r_chunk):
-                    x = torch.tensor(X[r0 : r0 + r_chunk], dtype=torch.float64, device=dev)
+                    x = torch.tensor(X[r0 : r0 + r_chunk], dtype=tdtype, device=dev)
                     acc = torch.full((x.shape[0],), -math.inf, dtype=torch.float64, device=dev)
                     for s0 in range(0, S, s_chunk):
                         aux = eps_aux[s0 : s0 + s_chunk] if n_aux else None
                         log_w = module.log_weights(x, eps_z[s0 : s0 + s_chunk], aux)
-                        acc = torch.logaddexp(acc, torch.logsumexp(log_w, dim=1))
+                        acc = torch.logaddexp(acc, torch.logsumexp(log_w.double(), dim=1))
                     out[r0 : r0 + x.shape[0]] = (acc - math.log(S)).cpu().numpy()
                     if bar is not None:
                         bar.update(x.shape[0])
@@ -1273,12 +1283,13 @@ def _logit(p, eps=1e-4):
     return np.log(p) - np.log1p(-p)
 
 
-def _working_rows(floats_per_row, max_mib=None):
-    """Rows whose float64 work fits in sklearn's ``working_memory`` (MiB).
+def _working_rows(floats_per_row, max_mib=None, itemsize=8):
+    """Rows whose work fits in sklearn's ``working_memory`` (MiB).
 
-    ``max_mib`` lowers the budget further (never raises it).
+    ``max_mib`` lowers the budget further (never raises it); ``itemsize`` is
+    the bytes per float (8 for float64, 4 for float32).
     """
     mib = get_config()["working_memory"]
     if max_mib is not None:
         mib = min(mib, max_mib)
-    return max(1, int(mib * 2**20 // (8 * max(1, floats_per_row))))
+    return max(1, int(mib * 2**20 // (itemsize * max(1, floats_per_row))))

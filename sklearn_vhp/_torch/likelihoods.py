@@ -11,9 +11,19 @@ class BernoulliLikelihood(nn.Module):
     """Independent Bernoulli pixels; the decoder outputs logits."""
 
     def log_prob(self, x, out):
-        """``log p(x|z)`` summed over features; broadcasts ``x`` against ``out``."""
-        x = x.expand_as(out)
-        return -F.binary_cross_entropy_with_logits(out, x, reduction="none").sum(-1)
+        """``log p(x|z)`` summed over features; broadcasts ``x`` against ``out``.
+
+        ``Σ_j x_j l_j - softplus(l_j)`` (the negative of
+        ``binary_cross_entropy_with_logits``): the first sum is a batched
+        matrix-vector product and the second one elementwise pass, instead of
+        the several passes over an expanded ``x`` that the loss function makes.
+        ``x`` is ``(B, 1, D)`` (or ``(B, D)`` for one sample per row).
+        """
+        if x.dim() == out.dim() and x.shape[-2] == 1 and out.dim() >= 3:
+            dot = torch.matmul(out, x.transpose(-1, -2)).squeeze(-1)
+        else:
+            dot = (x * out).sum(-1)
+        return dot - F.softplus(out).sum(-1)
 
     def mean(self, out):
         return torch.sigmoid(out)
