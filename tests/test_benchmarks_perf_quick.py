@@ -25,3 +25,14 @@ def test_import_time_reports_increment_without_numba(capsys):
     assert increment > 0
     assert not numba and not pynnd
     assert "sklearn_vhp on top" in capsys.readouterr().out
+
+
+def test_grid_search_workers_run_torch_with_their_share_of_threads(capsys):
+    import os
+
+    module = _load("grid_search_threads")
+    # joblib gives each of n_jobs process workers cpu_count // n_jobs threads;
+    # torch in the worker must follow, or n_jobs=2 oversubscribes the cores.
+    assert module.worker_threads(2) == [max(1, (os.cpu_count() or 1) // 2)]
+    module.main(["--quick"])
+    assert "n_jobs=1 / n_jobs=2 wall time" in capsys.readouterr().out
