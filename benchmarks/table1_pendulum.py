@@ -80,12 +80,16 @@ DEFAULT_METHODS = ["rewo", "geco", "beta1", "wu20", "wu200", "iwae", "vamp", "pc
 
 
 def warmup_lengths(epochs):
-    """Warm-up epochs of the short and the long warm-up rows for a budget."""
-    short = min(SHORT_WARMUP, epochs)
+    """Warm-up epochs of the short and the long warm-up rows for a budget.
+
+    The paper's 20 and 200 epochs when the budget has room for 200 (at 80 %
+    of it); otherwise both are scaled by the same factor, the long one to 80 %
+    of the budget, so the two rows stay distinct (10:1) and β reaches 1.
+    """
     if epochs >= PAPER_LONG_WARMUP / 0.8:
-        long = PAPER_LONG_WARMUP
-    else:
-        long = max(1, round(0.8 * epochs))
+        return SHORT_WARMUP, PAPER_LONG_WARMUP
+    long = max(1, round(0.8 * epochs))
+    short = max(1, round(long * SHORT_WARMUP / PAPER_LONG_WARMUP))
     return short, long
 
 
@@ -93,9 +97,9 @@ def make_methods(epochs, vae_kwargs):
     """``key -> (label, factory(seed) -> first pipeline step, is_vae)``."""
     short, long = warmup_lengths(epochs)
     k = vae_kwargs.get("n_importance", VHPEstimator().get_params()["n_importance"])
-    long_label = (
-        f"VHP + WU({long})" if long == PAPER_LONG_WARMUP else f"VHP + WU(200→{long}, scaled)"
-    )
+    scaled = long != PAPER_LONG_WARMUP
+    long_label = f"VHP + WU(200→{long}, scaled)" if scaled else f"VHP + WU({long})"
+    short_label = f"VHP + WU(20→{short}, scaled)" if scaled else f"VHP + WU({short})"
 
     def vhp(**kw):
         return lambda seed: VHPEstimator(n_components=2, random_state=seed, **{**vae_kwargs, **kw})
@@ -104,7 +108,7 @@ def make_methods(epochs, vae_kwargs):
         "rewo": ("VHP + REWO", vhp(), True),
         "geco": ("VHP + GECO", vhp(schedule="geco"), True),
         "beta1": ("VHP, β = 1", vhp(schedule="constant"), True),
-        "wu20": (f"VHP + WU({short})", vhp(schedule="warmup", warmup_epochs=short), True),
+        "wu20": (short_label, vhp(schedule="warmup", warmup_epochs=short), True),
         "wu200": (long_label, vhp(schedule="warmup", warmup_epochs=long), True),
         "iwae": (
             f"IWAE (L=1, K={k})",
@@ -217,6 +221,8 @@ def save_figures(labels, plots, out):
         print("matplotlib is not installed: no figures.", file=sys.stderr)
         return []
     keys = [k for k in labels if k in plots]
+    if not keys:
+        return []
     ncols = min(4, len(keys))
     nrows = math.ceil(len(keys) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.2 * nrows), squeeze=False)
@@ -275,6 +281,13 @@ def main(argv=None):
     parser.add_argument("--methods", nargs="+", default=None, help=f"default: {DEFAULT_METHODS}")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        help="a previous run's table1_pendulum.json: its (method, seed) cells whose "
+        "label is unchanged are reused, the others are run",
+    )
+    parser.add_argument(
         "--n-jobs",
         type=int,
         default=1,
@@ -314,7 +327,17 @@ def main(argv=None):
     for seed in seeds:
         X, angles = make_pendulum(n_samples=n_samples, random_state=seed)
         data[seed] = (X[:n_train], angles[:n_train], X[n_train:], angles[n_train:])
-    tasks = [(key, seed) for seed in seeds for key in keys]
+    reused, previous_time = set(), 0.0
+    if args.resume is not None:
+        old = json.loads(args.resume.read_text(encoding="utf-8"))
+        previous_time = float(old.get("total_time", 0.0))
+        for key, runs in old["results"].items():
+            if key in labels and old["labels"].get(key) == labels[key]:
+                for run in runs:
+                    if run["seed"] in seeds:
+                        results[key].append(run)
+                        reused.add((key, run["seed"]))
+    tasks = [(key, seed) for seed in seeds for key in keys if (key, seed) not in reused]
     common = (epochs, vae_kwargs, n_prior_samples)
     threads = max(1, (os.cpu_count() or 1) // args.n_jobs)
     if args.n_jobs == 1:
@@ -336,7 +359,9 @@ def main(argv=None):
             file=sys.stderr,
             flush=True,
         )
-    elapsed = time.perf_counter() - t_total
+    elapsed = time.perf_counter() - t_total + previous_time
+    for runs in results.values():
+        runs.sort(key=lambda run: seeds.index(run["seed"]))
 
     short, long = warmup_lengths(epochs)
     parallel = (
@@ -360,17 +385,23 @@ def main(argv=None):
         + ", other parameters at the package defaults"
         + (f" except {vae_kwargs}" if {k for k in vae_kwargs} - {"max_iter"} else "")
         + ". IWAE and VampPrior train with β = 1.",
-        f"* Warm-up rows: {short} epochs and "
+        f"* Warm-up rows: {short} and {long} epochs"
         + (
-            f"{long} epochs (the paper's 200 epochs, scaled to 80 % of the {epochs}-epoch "
-            "budget so that β reaches 1)."
+            f" (the paper's 20 and 200 epochs, both scaled so that the long one takes 80 % "
+            f"of the {epochs}-epoch budget and β reaches 1)."
             if long != PAPER_LONG_WARMUP
-            else f"{long} epochs."
+            else "."
         ),
         f"* Isomap uses {ISOMAP_NEIGHBORS} neighbours and at most {ISOMAP_MAX_ROWS} "
         "training rows. Fit times include the linear regression.",
         f"* Machine: {machine}. Total time {elapsed:.0f} s."
-        + (" `--quick` run." if args.quick else ""),
+        + (" `--quick` run." if args.quick else "")
+        + (
+            f" {len(reused)} cells reused from `{args.resume.name}` (its run time included);"
+            f" the figures show the rows run here ({', '.join(sorted(plots)) or 'none'})."
+            if args.resume is not None
+            else ""
+        ),
         "",
         "",
     ]
@@ -385,6 +416,7 @@ def main(argv=None):
             {
                 "labels": labels,
                 "results": results,
+                "total_time": elapsed,
                 "settings": vars(args)
                 | {"seeds": seeds, "epochs": epochs, "n_samples": n_samples, "out": str(args.out)},
             },
