@@ -138,9 +138,9 @@ def run_row(key, args, X_train, X_eval, seed):
 
 
 def device_name(device):
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else device)
-    if device == "auto" and dev.type != "cuda":
-        dev = torch.device("cpu")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
     if dev.type == "cuda":
         return f"{torch.cuda.get_device_name(dev)} ({dev})"
     return f"CPU: {platform.processor() or platform.machine()}"
@@ -171,7 +171,8 @@ def markdown(results, args, meta):
         "| final β | phase | active units (z) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for key, res in results.items():
+    for key in (k for k in METHODS if k in results):
+        res = results[key]
         label = METHODS[key][0]
         if key in ("iwae1", "iwae2"):
             label += f", K = {meta['n_importance']}"
@@ -211,6 +212,14 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-home", default=None)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="mnist_nll.json files of runs with the same settings (e.g. the other "
+        "rows, run in a parallel process): their rows join this table",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.train_rows = args.train_rows or 300
@@ -250,6 +259,16 @@ def main(argv=None):
         VHPEstimator(hidden_layer_sizes=(8,), max_iter=1, device=args.device).fit(X_train[:64])
 
     results = {}
+    same = ("epochs", "budget_minutes", "eval_samples", "eval_rows", "train_rows", "hidden")
+    for path in args.merge:
+        other = json.loads(path.read_text(encoding="utf-8"))
+        theirs, ours = other["meta"]["args"], meta["args"]
+        differ = [k for k in same if theirs.get(k) != ours.get(k)]
+        if differ:
+            parser.error(f"{path} was run with different settings: {differ}")
+        for key, res in other["results"].items():
+            if key not in args.methods:
+                results[key] = res
     for key in args.methods:
         print(f"{METHODS[key][0]} ...", flush=True)
         try:
@@ -265,7 +284,8 @@ def main(argv=None):
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "mnist_nll.md").write_text(table, encoding="utf-8")
     payload = {"meta": meta, "results": results}
-    (args.out / "mnist_nll.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    text = json.dumps(payload, indent=2, default=str)
+    (args.out / "mnist_nll.json").write_text(text, encoding="utf-8")
     return results
 
 

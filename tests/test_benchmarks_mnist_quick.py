@@ -26,16 +26,34 @@ def _have_static_mnist():
 def test_mnist_nll_quick_runs(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--device", "cpu", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        cwd=ROOT,
+    first = tmp_path / "first"
+
+    def run(*args):
+        proc = subprocess.run(
+            [sys.executable, str(SCRIPT), "--quick", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            cwd=ROOT,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+    # Two processes, as two cores would run them: the second merges the first's rows.
+    # The default device="auto" must resolve without CUDA.
+    run("--methods", "rewo", "geco", "vamp", "iwae1", "iwae2", "--out", str(first))
+    run(
+        "--methods",
+        "vae",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path),
+        "--merge",
+        str(first / "mnist_nll.json"),
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
     table = (tmp_path / "mnist_nll.md").read_text(encoding="utf-8")
+    assert table.index("VHP + REWO") < table.index("| VAE")
     for label in ("VHP + REWO", "VHP + GECO", "VampPrior", "IWAE (L=1", "IWAE (L=2", "VAE"):
         assert f"| {label}" in table
     assert 'encoder_variance="amortized"' in table and "thread(s)" in table
