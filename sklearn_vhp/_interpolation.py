@@ -12,7 +12,7 @@ built with it, so ``import sklearn_vhp`` stays fast.
 """
 
 from copy import deepcopy
-from numbers import Integral
+from numbers import Integral, Real
 from typing import NamedTuple
 
 import numpy as np
@@ -199,6 +199,13 @@ class ManifoldInterpolator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         exact neighbours in up to four latent dimensions or up to 70,000
         nodes, pynndescent otherwise (the switch point measured by
         ``benchmarks/graph.py``).
+    edge_power : float, default=1.0
+        Shortest paths minimise the sum of ``‖Δz‖ ** edge_power`` over their
+        edges. ``1`` is the paper's Euclidean shortest path. Larger powers
+        make long hops expensive, so paths take many short hops through
+        densely sampled regions of the prior instead of cutting across a
+        sparse one (power-weighted shortest paths; Alamgir & von Luxburg,
+        2012). ``graph_`` keeps Euclidean distances either way.
     n_jobs : int, default=None
         Parallel jobs for the neighbour search. ``None`` means 1 for
         scikit-learn's search and pynndescent's own default (numba's threads)
@@ -226,7 +233,7 @@ class ManifoldInterpolator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         one.
     n_features_in_ : int
         Number of features seen during :meth:`fit`.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during :meth:`fit`, when ``X`` has feature
         names that are all strings.
 
@@ -263,6 +270,7 @@ class ManifoldInterpolator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         "n_nodes": [Interval(Integral, 2, None, closed="left")],
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "neighbors": [StrOptions({"auto", "exact", "pynndescent"})],
+        "edge_power": [Interval(Real, 0, None, closed="neither")],
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
     }
@@ -275,6 +283,7 @@ class ManifoldInterpolator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         n_nodes=1000,
         n_neighbors=18,
         neighbors="auto",
+        edge_power=1.0,
         n_jobs=None,
         random_state=None,
     ):
@@ -283,6 +292,7 @@ class ManifoldInterpolator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         self.n_nodes = n_nodes
         self.n_neighbors = n_neighbors
         self.neighbors = neighbors
+        self.edge_power = edge_power
         self.n_jobs = n_jobs
         self.random_state = random_state
 
@@ -438,7 +448,7 @@ class ManifoldInterpolator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         k = link_idx.shape[1]
         # Append one row per source with directed edges into the graph; the
         # stored graph is symmetric, so a directed search is exact.
-        weights = np.maximum(link_dist, np.finfo(np.float64).tiny)
+        weights = np.maximum(self._cost(link_dist), np.finfo(np.float64).tiny)
         indptr = np.concatenate(
             [
                 np.asarray(graph.indptr, dtype=np.int64),
@@ -446,7 +456,9 @@ class ManifoldInterpolator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
             ]
         )
         indices = np.concatenate([np.asarray(graph.indices, dtype=np.int64), link_idx.ravel()])
-        data = np.concatenate([np.asarray(graph.data, dtype=np.float64), weights.ravel()])
+        data = np.concatenate(
+            [self._cost(np.asarray(graph.data, dtype=np.float64)), weights.ravel()]
+        )
         augmented = sp.csr_matrix((data, indices, indptr), shape=(n + m, n + m))
         dist, pred = dijkstra(
             augmented,
@@ -456,21 +468,25 @@ class ManifoldInterpolator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         )
         return dist[:, :n], pred
 
+    def _cost(self, lengths):
+        """Path cost of edges of these Euclidean lengths (``length ** edge_power``)."""
+        return lengths if self.edge_power == 1 else lengths**self.edge_power
+
     def _geodesic(self, z_from, z_to):
-        """Graph distances and the best final hop between two sets of codes."""
+        """Graph path costs and the best final hop between two sets of codes."""
         src_idx, src_dist = self._link(z_from)
         dst_idx, dst_dist = self._link(z_to)
         dist, pred = self._search(z_from, src_idx, src_dist)
-        # Distance through each linked node of the target: (m, p, k).
-        via = dist[:, dst_idx] + dst_dist[None, :, :]
+        # Cost through each linked node of the target: (m, p, k).
+        via = dist[:, dst_idx] + self._cost(dst_dist)[None, :, :]
         best_k = np.argmin(via, axis=2)
         geo = np.take_along_axis(via, best_k[:, :, None], axis=2)[:, :, 0]
         last = dst_idx[np.arange(dst_idx.shape[0])[None, :], best_k]
         # A direct edge when the two codes are neighbours of each other.
         direct = _euclidean(z_from, z_to)
         reach = np.maximum(src_dist[:, -1][:, None], dst_dist[:, -1][None, :])
-        use_direct = (direct <= reach) & (direct <= geo)
-        geo = np.where(use_direct, direct, geo)
+        use_direct = (direct <= reach) & (self._cost(direct) <= geo)
+        geo = np.where(use_direct, self._cost(direct), geo)
         last = np.where(use_direct, -1, last)
         return geo, last, pred
 
@@ -546,8 +562,10 @@ class ManifoldInterpolator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         Returns
         -------
         distances : ndarray of shape (n_samples_X, n_samples_Y)
-            Path lengths in latent space, as :meth:`interpolate` reports them;
-            ``inf`` between samples in different connected components.
+            Path costs: the sum of ``‖Δz‖ ** edge_power`` over each shortest
+            path's edges, which for ``edge_power=1`` is the latent length that
+            :meth:`interpolate` reports; ``inf`` between samples in different
+            connected components.
         """
         check_is_fitted(self)
         z_x = self._encode_points(X, None)

@@ -168,23 +168,23 @@ def test_auto_switch_point():
 # ---------------------------------------------------------------------- paths
 
 
-def _brute_force_length(interp, z_start, z_end):
-    """Shortest path on an explicitly augmented undirected graph."""
+def _brute_force_length(interp, z_start, z_end, power=1.0):
+    """Shortest path on an explicitly augmented undirected graph (costs ‖Δz‖**power)."""
     nodes = np.vstack([interp.nodes_, z_start, z_end])
     n = interp.nodes_.shape[0]
     k = interp.n_neighbors
     G = sp.lil_matrix((n + 2, n + 2))
-    G[:n, :n] = interp.graph_
+    G[:n, :n] = interp.graph_.power(power)
     radius = []
     for s, z in ((n, z_start), (n + 1, z_end)):
         d = np.linalg.norm(interp.nodes_ - z, axis=1)
         near = np.argsort(d)[:k]
         radius.append(d[near[-1]])
         for j in near:
-            G[s, j] = G[j, s] = max(d[j], 1e-300)
+            G[s, j] = G[j, s] = max(d[j] ** power, 1e-300)
     direct = np.linalg.norm(z_start - z_end)
     if direct <= max(radius):
-        G[n, n + 1] = G[n + 1, n] = max(direct, 1e-300)
+        G[n, n + 1] = G[n + 1, n] = max(direct**power, 1e-300)
     dist = dijkstra(G.tocsr(), directed=False, indices=n)
     return dist[n + 1], nodes
 
@@ -224,6 +224,26 @@ def test_length_is_sum_of_edges_and_shortest(fitted, pendulum):
     D_self = fitted.geodesic_distances(X[:4])
     assert_allclose(np.diag(D_self), 0.0)
     assert_allclose(D_self, D_self.T, rtol=1e-9)
+
+
+def test_edge_power_path_minimises_powered_cost(fitted, pendulum):
+    """edge_power=2: paths minimise Σ‖Δz‖², found exactly; graph_ stays Euclidean."""
+    X, _ = pendulum
+    squared = clone(fitted).set_params(edge_power=2.0).fit(X)
+    assert_allclose(squared.graph_.toarray(), fitted.graph_.toarray())
+    Z = squared.transform(X[:6])
+    hops = []
+    for i, j in [(0, 1), (2, 3), (4, 5), (0, 5)]:
+        path = squared.interpolate(X[i], X[j])
+        edges = np.linalg.norm(np.diff(path.latent, axis=0), axis=1)
+        assert path.length == pytest.approx(edges.sum(), rel=1e-12)  # still Euclidean
+        expected, _ = _brute_force_length(squared, Z[i], Z[j], power=2.0)
+        assert (edges**2).sum() == pytest.approx(expected, rel=1e-9)
+        D = squared.geodesic_distances(X[[i]], X[[j]])
+        assert D[0, 0] == pytest.approx(expected, rel=1e-9)
+        hops.append((len(path.nodes), len(fitted.interpolate(X[i], X[j]).nodes)))
+    # Squared costs favour more, shorter hops.
+    assert sum(h2 for h2, _ in hops) >= sum(h1 for _, h1 in hops)
 
 
 def test_geodesic_distances_in_blocks(fitted, pendulum, monkeypatch):
