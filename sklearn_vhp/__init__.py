@@ -6,11 +6,11 @@ baselines) and :class:`ManifoldInterpolator` (graph-based interpolation in
 the learned latent space).
 """
 
-from ._estimator import VHPEstimator
+from ._estimator import DivergenceWarning, VHPEstimator
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["ManifoldInterpolator", "VHPEstimator", "__version__"]
+__all__ = ["DivergenceWarning", "ManifoldInterpolator", "VHPEstimator", "__version__"]
 
 
 def __getattr__(name):
