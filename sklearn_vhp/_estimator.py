@@ -275,7 +275,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         Where the module lives.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when ``X`` has string column names.
 
     See Also
