@@ -12,17 +12,9 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 from sklearn.utils import estimator_html_repr
 from sklearn.utils.validation import check_is_fitted
+from test_interpolation import TINY  # the same tiny, fast model
 
 from sklearn_vhp import ManifoldInterpolator, VHPEstimator
-
-TINY = dict(
-    hidden_layer_sizes=(16,),
-    max_iter=2,
-    n_importance=4,
-    n_eval_samples=16,
-    batch_size=32,
-    random_state=0,
-)
 
 
 @pytest.fixture(scope="module")
