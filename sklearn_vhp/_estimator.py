@@ -1052,13 +1052,14 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         width = 3 * self.n_features_in_ + 2 * max(
             self._module_config["hidden_layer_sizes"], default=1
         )
-        # The VampPrior's log p(z) holds its K component densities per pair.
-        width += 2 * (self._module_config.get("n_pseudo_inputs") or 0)
+        itemsize = X.dtype.itemsize
+        # The VampPrior's log p(z) holds its K component densities per pair,
+        # always in float64 (8 bytes, counted in units of ``itemsize``).
+        width += 2 * (self._module_config.get("n_pseudo_inputs") or 0) * 8 // itemsize
         # Image decoders state their activations per sample (feature maps).
         width += getattr(module.decoder, "floats_per_sample", 0)
         # On a CPU, chunks of a few MiB stay in cache: 1.3-2x faster than 1 GiB ones.
         cap = _CPU_SCORE_CHUNK_MIB if dev.type == "cpu" else None
-        itemsize = X.dtype.itemsize
         s_chunk = min(S, max(1, _working_rows(width, cap, itemsize) // 8))
         r_chunk = max(1, _working_rows(width * s_chunk, cap, itemsize))
         out = np.empty(X.shape[0])
