@@ -24,17 +24,18 @@ rates = st.floats(min_value=1e-3, max_value=1e4)  # ν
 taus = st.floats(min_value=1e-2, max_value=100.0)
 alphas = st.floats(min_value=0.0, max_value=0.999)
 SCHEDULE_SETTINGS = settings(max_examples=200, deadline=None)
-
-
-@SCHEDULE_SETTINGS
-@given(
-    cs=constraints,
+# Every REWOSchedule argument, for the properties that hold whatever they are.
+REWO_PARAMS = dict(
     kappa=kappas,
     nu=rates,
     tau=taus,
     alpha=alphas,
     beta_init=st.floats(min_value=1e-8, max_value=1.0),
 )
+
+
+@SCHEDULE_SETTINGS
+@given(cs=constraints, **REWO_PARAMS)
 def test_rewo_beta_stays_in_unit_interval(cs, kappa, nu, tau, alpha, beta_init):
     s = REWOSchedule(kappa, nu=nu, tau=tau, alpha=alpha, beta_init=beta_init)
     for c in cs:
@@ -43,14 +44,7 @@ def test_rewo_beta_stays_in_unit_interval(cs, kappa, nu, tau, alpha, beta_init):
 
 
 @SCHEDULE_SETTINGS
-@given(
-    cs=constraints,
-    kappa=kappas,
-    nu=rates,
-    tau=taus,
-    alpha=alphas,
-    beta_init=st.floats(min_value=1e-8, max_value=1.0),
-)
+@given(cs=constraints, **REWO_PARAMS)
 def test_rewo_keeps_beta_until_first_constraint_below_kappa(cs, kappa, nu, tau, alpha, beta_init):
     s = REWOSchedule(kappa, nu=nu, tau=tau, alpha=alpha, beta_init=beta_init)
     reached = False
