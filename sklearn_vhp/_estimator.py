@@ -37,6 +37,16 @@ _CPU_SCORE_CHUNK_MIB = 16
 #: step size) tried in a row before ``fit`` gives up.
 _MAX_RECOVERIES = 3
 
+#: Training iterations between host syncs, by device type. Each sync brings
+#: the iterations' loss statistics to Python, which checks them and steps the
+#: β schedule (REWO and GECO update β from every iteration's constraint). On
+#: a CPU a sync costs nothing and 1 gives β its most recent value (the loss
+#: is checked before the step); on a GPU a sync per iteration stalls the kernel
+#: queue, so β is updated from 32 iterations at once and lags by at most that
+#: many, and a non-finite loss is caught at the next sync (the epoch is rolled
+#: back either way).
+_HOST_SYNC_EVERY = {"cpu": 1, "other": 32}
+
 
 class DivergenceWarning(RuntimeWarning):
     """Training hit a non-finite loss and was rolled back with a smaller step.
@@ -296,6 +306,10 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
     >>> vhp.fit_transform(X).shape
     (200, 2)
     """
+
+    #: Iterations between host syncs in ``fit``; ``None`` uses the device's
+    #: default (``_HOST_SYNC_EVERY``). Not a parameter: tests set it.
+    _sync_every = None
 
     _parameter_constraints = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
@@ -697,6 +711,8 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             best, best_score = snapshot, self._validation_score(val)
         failures = 0
         epochs_done = 0
+        pending = []  # iterations whose statistics are still on the device
+        sync_every = self._sync_every or _HOST_SYNC_EVERY.get(device.type, _HOST_SYNC_EVERY["other"])
         epoch = self.n_iter_ + 1
         bar = None
         if self.verbose:
@@ -709,6 +725,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                 epoch = self.n_iter_ + 1
                 lr = self.learning_rate_
                 bad = None
+                pending.clear()
                 perm = torch.randperm(n, generator=generator, device=device)
                 for start in range(0, n, batch):
                     idx = perm[start : start + batch]
@@ -734,18 +751,14 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                     row = torch.stack(
                         [loss.detach(), nll.detach().mean(), sq_err, kl.detach().mean()]
                     )
-                    values = row.tolist()  # the one host sync per iteration
-                    if not all(math.isfinite(v) for v in values):
-                        bad = (len(stats) - mark + 1, values)
-                        break
+                    pending.append((row, beta, schedule.phase, epoch, lr))
+                    if len(pending) >= sync_every:
+                        bad = self._flush(pending, stats, records, mark)
+                        if bad is not None:
+                            break
                     opt.step()
-                    stats.append(values)
-                    records["beta"].append(beta)
-                    records["phase"].append(schedule.phase)
-                    records["epoch"].append(epoch)
-                    records["lr"].append(lr)
-                    schedule.step(values[2])
-                    records["constraint_avg"].append(schedule.constraint_avg)
+                if bad is None and pending:
+                    bad = self._flush(pending, stats, records, mark)
                 if bad is None and not self._state_is_finite():
                     # A finite loss with an overflowing gradient can leave
                     # non-finite weights or Adam moments behind.
@@ -820,6 +833,30 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                 ConvergenceWarning,
                 stacklevel=2,
             )
+
+    def _flush(self, pending, stats, records, mark):
+        """Bring the pending iterations' statistics to the host, in one sync.
+
+        Checks them for non-finite values and feeds the constraint values to
+        the β schedule in order. Returns ``None``, or ``(iteration, values)``
+        of the first non-finite iteration of the epoch (the caller rolls the
+        epoch back).
+        """
+        schedule = self.schedule_
+        rows = torch.stack([p[0] for p in pending]).tolist()
+        for values, (_, beta, phase, epoch, lr) in zip(rows, pending):
+            if not all(math.isfinite(v) for v in values):
+                pending.clear()
+                return len(stats) - mark + 1, values
+            stats.append(values)
+            records["beta"].append(beta)
+            records["phase"].append(phase)
+            records["epoch"].append(epoch)
+            records["lr"].append(lr)
+            schedule.step(values[2])
+            records["constraint_avg"].append(schedule.constraint_avg)
+        pending.clear()
+        return None
 
     def _handle_divergence(self, epoch, iteration, values, failures):
         """Halve the step size and warn, or raise after too many failures."""

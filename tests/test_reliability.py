@@ -12,7 +12,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
-from sklearn_vhp import VHPEstimator
+from sklearn_vhp import VHPEstimator, _schedules
 from sklearn_vhp._estimator import DivergenceWarning
 from sklearn_vhp._torch.vae import VAE
 
@@ -325,6 +325,117 @@ def test_non_finite_parameters_with_finite_loss_are_rolled_back(X, monkeypatch, 
         est.fit(X)
     assert est.n_iter_ == 3 and len(est.divergences_) == 1
     assert est.divergences_[0]["epoch"] == 1 and np.isnan(est.divergences_[0]["loss"])
+    assert _all_finite(est)
+
+
+# ------------------------------------------------------------ host syncs
+_SYNCING = ("tolist", "item", "__bool__", "__float__", "__int__", "__index__", "numpy")
+
+
+def _count_host_syncs(monkeypatch):
+    """Count the tensor → Python conversions (each one a device sync on a GPU)."""
+    counts = dict.fromkeys(_SYNCING, 0)
+    for name in _SYNCING:
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _name=name, _original=original, **kw):
+            counts[_name] += 1
+            return _original(self, *args, **kw)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    return counts
+
+
+@pytest.mark.parametrize("sync_every", [1, 4, 100])
+def test_training_syncs_with_the_host_once_per_sync_interval(X, monkeypatch, quiet, sync_every):
+    """The inner loop converts tensors to Python only when it flushes its statistics.
+
+    On a GPU each conversion waits for the queued kernels; there ``fit``
+    flushes every 32 iterations (``_HOST_SYNC_EVERY``), on a CPU every one.
+    Besides the flushes, each epoch checks the weights once.
+    """
+    est = VHPEstimator(**TINY)
+    est._sync_every = sync_every
+    est.fit(X[:5])  # the one-off start-up work (PCA, module) is not counted below
+    est.set_params(warm_start=True)
+    counts = _count_host_syncs(monkeypatch)
+    est.fit(X)
+    flushes = -(-PER_EPOCH // sync_every)  # per epoch
+    n_epochs = TINY["max_iter"]
+    assert counts["tolist"] == n_epochs * flushes
+    assert counts["__bool__"] == n_epochs  # _state_is_finite
+    assert sum(counts.values()) == n_epochs * (flushes + 1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_training_step_has_no_hidden_syncs(X, monkeypatch, quiet):
+    """Forward pass and Adam step on CUDA queue kernels without waiting on them.
+
+    Syncs that do not go through Python (``nonzero``, boolean masks, a
+    device-to-host copy) are invisible to the counting test above; CUDA's
+    sync debug mode raises on them.
+    """
+
+    def strict(function):
+        def wrapped(*args, **kw):
+            torch.cuda.set_sync_debug_mode("error")
+            try:
+                return function(*args, **kw)
+            finally:
+                torch.cuda.set_sync_debug_mode(0)
+
+        return wrapped
+
+    for prior in ("vhp", "standard", "vamp"):
+        est = VHPEstimator(device="cuda", prior=prior, **TINY).fit(X)
+        with monkeypatch.context() as m:
+            m.setattr(VAE, "training_loss", strict(VAE.training_loss))
+            m.setattr(est._optimizer, "step", strict(est._optimizer.step))
+            est.set_params(warm_start=True).fit(X)
+        assert est.n_iter_ == 2 * TINY["max_iter"]
+
+
+def test_sync_interval_changes_nothing_without_beta_feedback(X, quiet):
+    """With a constant β the statistics' timing cannot change the model."""
+    fits = []
+    for sync_every in (1, 4, 100):
+        est = VHPEstimator(schedule="constant", **TINY)
+        est._sync_every = sync_every
+        fits.append(est.fit(X))
+    for other in fits[1:]:
+        _assert_same_params(_params(fits[0]), _params(other))
+        for key, values in fits[0].history_.items():
+            np.testing.assert_array_equal(values, other.history_[key])
+
+
+def test_sync_interval_delays_the_beta_update_by_at_most_the_interval(X, quiet):
+    """GECO's β is stepped from every iteration's constraint, only later."""
+    est = VHPEstimator(schedule="geco", **{**TINY, "max_iter": 2})
+    est._sync_every = 4
+    est.fit(X)
+    beta, c_avg = est.history_["beta"], est.history_["constraint_avg"]
+    ref = _schedules.GECOSchedule(est.kappa_)
+    used = []
+    for t, c in enumerate(est.history_["constraint"]):
+        if (t % PER_EPOCH) % 4 == 0:  # flushes: every 4 iterations and at epoch ends
+            current = ref.beta
+        used.append(current)
+        ref.step(c)
+        assert ref.constraint_avg == pytest.approx(c_avg[t])
+    np.testing.assert_allclose(beta, used)
+    assert len(np.unique(beta)) == 4  # β changed at each of the 4 flushes' reads
+
+
+def test_non_finite_loss_found_at_a_later_sync_still_rolls_back(X, monkeypatch, quiet):
+    """With deferred checks the NaN step is taken, then undone with the epoch."""
+    _patch_training_loss(monkeypatch, _nan_loss, {PER_EPOCH + 2})
+    est = VHPEstimator(**TINY)
+    est._sync_every = 100  # checked at the end of the epoch
+    with pytest.warns(DivergenceWarning, match="epoch 2, iteration 2: the loss is not finite"):
+        est.fit(X)
+    assert est.n_iter_ == 3 and est.learning_rate_ == pytest.approx(5e-4)
+    np.testing.assert_array_equal(est.history_["epoch"], np.repeat([1, 2, 3], PER_EPOCH))
+    assert all(np.isfinite(est.history_[k]).all() for k in ("loss", "constraint", "beta"))
     assert _all_finite(est)
 
 
