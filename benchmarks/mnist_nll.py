@@ -23,7 +23,11 @@ latent geometry (Table 1, interpolation), not likelihood.
 
 Budgets: ``--epochs N`` trains every row for N epochs; ``--budget-minutes M``
 gives every row the same wall-clock budget, trained in 1-epoch ``warm_start``
-chunks until the budget is spent (the last epoch may overrun it).
+chunks until the budget is spent (the last epoch may overrun it). With
+``--final-learning-rate`` the step size decays geometrically from
+``--learning-rate`` to that value over the last third of the budget (set
+before each chunk from the time spent so far; the estimator restarts Adam's
+step size, not its moments, when ``learning_rate`` changes).
 
 The table (printed, and saved as ``mnist_nll.md`` with the date, machine and
 settings, plus ``mnist_nll.json``) has per row: validation NLL, epochs, fit
@@ -35,6 +39,7 @@ Usage::
     python benchmarks/mnist_nll.py --quick                    # smoke run, < 1 min
     python benchmarks/mnist_nll.py --epochs 20                # equal epochs
     python benchmarks/mnist_nll.py --budget-minutes 30 --methods rewo vae
+    python benchmarks/mnist_nll.py --budget-minutes 30 --methods rewo --final-learning-rate 1e-4
     python benchmarks/mnist_nll.py --architecture gated_conv --epochs 5 --device cuda
 """
 
@@ -103,6 +108,18 @@ def peak_rss_mib():
     return rss / 1024 if sys.platform != "darwin" else rss / 2**20
 
 
+#: Fraction of a wall budget, at its end, over which --final-learning-rate applies.
+DECAY_FRACTION = 1 / 3
+
+
+def decayed_learning_rate(args, spent):
+    """Step size after ``spent`` (a fraction) of the budget: constant, then geometric."""
+    if args.final_learning_rate is None:
+        return args.learning_rate
+    t = min(1.0, max(0.0, (spent - (1 - DECAY_FRACTION)) / DECAY_FRACTION))
+    return args.learning_rate * (args.final_learning_rate / args.learning_rate) ** t
+
+
 def run_row(key, args, X_train, X_eval, seed):
     est = make_estimator(key, args, seed)
     start = time.perf_counter()
@@ -113,7 +130,8 @@ def run_row(key, args, X_train, X_eval, seed):
         else:
             budget = 60.0 * args.budget_minutes
             while True:
-                est.fit(X_train)
+                lr = decayed_learning_rate(args, (time.perf_counter() - start) / budget)
+                est.set_params(learning_rate=lr).fit(X_train)
                 if time.perf_counter() - start >= budget:
                     break
     fit_time = time.perf_counter() - start
@@ -152,6 +170,11 @@ def markdown(results, args, meta):
         if args.budget_minutes is not None
         else f"{args.epochs} epoch(s) per row"
     )
+    if args.final_learning_rate is not None:
+        budget += (
+            f", step size decayed geometrically to {args.final_learning_rate:g} over "
+            "the last third of the budget"
+        )
     lines = [
         "## Static binarized MNIST: validation NLL (paper Table 2)",
         "",
@@ -206,6 +229,12 @@ def main(argv=None):
     parser.add_argument("--train-rows", type=int, default=None, help="default: all 50,000")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument(
+        "--final-learning-rate",
+        type=float,
+        default=None,
+        help="with --budget-minutes: decay the step size to this over the last third",
+    )
     parser.add_argument("--pseudo-inputs", type=int, default=500)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="auto")
@@ -231,6 +260,8 @@ def main(argv=None):
             args.epochs = 1
     if args.epochs is None and args.budget_minutes is None:
         args.epochs = 10
+    if args.final_learning_rate is not None and args.budget_minutes is None:
+        parser.error("--final-learning-rate needs --budget-minutes")
     torch.set_num_threads(args.threads)
 
     X_train = load_binarized_mnist("train", data_home=args.data_home).astype(np.float32)
@@ -259,7 +290,15 @@ def main(argv=None):
         VHPEstimator(hidden_layer_sizes=(8,), max_iter=1, device=args.device).fit(X_train[:64])
 
     results = {}
-    same = ("epochs", "budget_minutes", "eval_samples", "eval_rows", "train_rows", "hidden")
+    same = (
+        "epochs",
+        "budget_minutes",
+        "final_learning_rate",
+        "eval_samples",
+        "eval_rows",
+        "train_rows",
+        "hidden",
+    )
     for path in args.merge:
         other = json.loads(path.read_text(encoding="utf-8"))
         theirs, ours = other["meta"]["args"], meta["args"]

@@ -62,3 +62,21 @@ def test_mnist_nll_quick_runs(tmp_path):
     for res in results["results"].values():
         assert "failure" not in res, res
         assert 0 < res["nll"] < 800 and res["epochs"] == 1
+
+
+def test_final_learning_rate_decays_geometrically_over_the_last_third():
+    import argparse
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mnist_nll", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    decayed = module.decayed_learning_rate
+    args = argparse.Namespace(learning_rate=1e-3, final_learning_rate=1e-4)
+    assert decayed(args, 0.0) == decayed(args, 2 / 3) == 1e-3
+    assert decayed(args, 5 / 6) == pytest.approx(10**-3.5)
+    assert decayed(args, 1.0) == pytest.approx(1e-4) == decayed(args, 1.5)
+    spent = [i / 100 for i in range(101)]
+    assert all(decayed(args, a) >= decayed(args, b) for a, b in zip(spent, spent[1:]))
+    args.final_learning_rate = None
+    assert {decayed(args, t) for t in spent} == {1e-3}
