@@ -45,7 +45,7 @@ _MAX_RECOVERIES = 3
 #: queue, so β is updated from 32 iterations at once and lags by at most that
 #: many, and a non-finite loss is caught at the next sync (the epoch is rolled
 #: back either way).
-_HOST_SYNC_EVERY = {"cpu": 1, "other": 32}
+_HOST_SYNC_EVERY = {"cpu": 1, "gpu": 32}  # "gpu": any device but the CPU
 
 
 class DivergenceWarning(RuntimeWarning):
@@ -712,7 +712,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         failures = 0
         epochs_done = 0
         pending = []  # iterations whose statistics are still on the device
-        sync_every = self._sync_every or _HOST_SYNC_EVERY.get(device.type, _HOST_SYNC_EVERY["other"])
+        sync_every = self._sync_every or _HOST_SYNC_EVERY.get(device.type, _HOST_SYNC_EVERY["gpu"])
         epoch = self.n_iter_ + 1
         bar = None
         if self.verbose:
