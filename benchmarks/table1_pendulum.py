@@ -27,9 +27,8 @@ Rows (``--methods`` picks a subset; keys in brackets):
   graph of the pendulum images disconnected), fitted on at most 4000
   training rows (its cost grows quadratically).
 
-Besides the angle error, fit time, final β and active units, the table
-gives for each VAE row the share of its prior's samples that lie on the ring
-of encoded images (``prior_on_ring``): the angle regression reads the
+Each VAE row also gets the share of its prior's samples that lie on the
+ring of encoded images (``prior_on_ring``): the angle regression reads the
 encoder, this column the learned prior (the paper's Fig. 18).
 
 Besides the table (printed, and saved as ``table1_pendulum.md`` with the
