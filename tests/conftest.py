@@ -1,4 +1,6 @@
+import importlib.util
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,3 +20,17 @@ def tiny_kwargs():
         batch_size=32,
         random_state=0,
     )
+
+
+@pytest.fixture
+def load_benchmark():
+    """``load_benchmark(name)`` imports ``benchmarks/<name>.py`` (not a package)."""
+
+    def load(name):
+        path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

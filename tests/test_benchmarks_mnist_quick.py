@@ -64,14 +64,10 @@ def test_mnist_nll_quick_runs(tmp_path):
         assert 0 < res["nll"] < 800 and res["epochs"] == 1
 
 
-def test_final_learning_rate_decays_geometrically_over_the_last_third():
+def test_final_learning_rate_decays_geometrically_over_the_last_third(load_benchmark):
     import argparse
-    import importlib.util
 
-    spec = importlib.util.spec_from_file_location("mnist_nll", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    decayed = module.decayed_learning_rate
+    decayed = load_benchmark("mnist_nll").decayed_learning_rate
     args = argparse.Namespace(learning_rate=1e-3, final_learning_rate=1e-4)
     assert decayed(args, 0.0) == decayed(args, 2 / 3) == 1e-3
     assert decayed(args, 5 / 6) == pytest.approx(10**-3.5)

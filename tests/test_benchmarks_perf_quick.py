@@ -1,36 +1,24 @@
 """Smoke runs of the performance benchmarks (seconds each): they run and print their tables."""
 
-import importlib.util
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_nll_eval_quick_prints_fraction(capsys):
-    fraction = _load("nll_eval").main(["--quick", "--threads", "1"])
+def test_nll_eval_quick_prints_fraction(capsys, load_benchmark):
+    fraction = load_benchmark("nll_eval").main(["--quick", "--threads", "1"])
     out = capsys.readouterr().out
     assert 0 < fraction < 2
     assert "fraction of float32 matmul" in out and "float64 rows" in out
 
 
-def test_import_time_reports_increment_without_numba(capsys):
-    increment, numba, pynnd = _load("import_time").main(repeats=1)
+def test_import_time_reports_increment_without_numba(capsys, load_benchmark):
+    increment, numba, pynnd = load_benchmark("import_time").main(repeats=1)
     assert increment > 0
     assert not numba and not pynnd
     assert "sklearn_vhp on top" in capsys.readouterr().out
 
 
-def test_grid_search_workers_run_torch_with_their_share_of_threads(capsys):
+def test_grid_search_workers_run_torch_with_their_share_of_threads(capsys, load_benchmark):
     import os
 
-    module = _load("grid_search_threads")
+    module = load_benchmark("grid_search_threads")
     # joblib gives each of n_jobs process workers cpu_count // n_jobs threads;
     # torch in the worker must follow, or n_jobs=2 oversubscribes the cores.
     assert module.worker_threads(2) == [max(1, (os.cpu_count() or 1) // 2)]

@@ -38,12 +38,8 @@ def test_table1_quick_runs(tmp_path):
     assert (tmp_path / "table1_pendulum_beta.png").stat().st_size > 0
 
 
-def test_prior_on_ring_tells_a_ring_from_a_disc():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("table1_pendulum", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_prior_on_ring_tells_a_ring_from_a_disc(load_benchmark):
+    module = load_benchmark("table1_pendulum")
     rng = np.random.default_rng(0)
     theta = rng.uniform(0, 2 * np.pi, 2000)
     ring = 3.0 * np.c_[np.cos(theta), np.sin(theta)] + [5.0, -1.0]
