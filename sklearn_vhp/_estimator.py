@@ -711,7 +711,6 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             best, best_score = snapshot, self._validation_score(val)
         failures = 0
         epochs_done = 0
-        pending = []  # iterations whose statistics are still on the device
         sync_every = self._sync_every or _HOST_SYNC_EVERY.get(device.type, _HOST_SYNC_EVERY["gpu"])
         epoch = self.n_iter_ + 1
         bar = None
@@ -725,7 +724,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                 epoch = self.n_iter_ + 1
                 lr = self.learning_rate_
                 bad = None
-                pending.clear()
+                pending = []  # iterations whose statistics are still on the device
                 perm = torch.randperm(n, generator=generator, device=device)
                 for start in range(0, n, batch):
                     idx = perm[start : start + batch]
@@ -751,14 +750,14 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                     row = torch.stack(
                         [loss.detach(), nll.detach().mean(), sq_err, kl.detach().mean()]
                     )
-                    pending.append((row, beta, schedule.phase, epoch, lr))
+                    pending.append((row, beta, schedule.phase))
                     if len(pending) >= sync_every:
-                        bad = self._flush(pending, stats, records, mark)
+                        bad = self._flush(pending, epoch, lr, stats, records, mark)
                         if bad is not None:
                             break
                     opt.step()
                 if bad is None and pending:
-                    bad = self._flush(pending, stats, records, mark)
+                    bad = self._flush(pending, epoch, lr, stats, records, mark)
                 if bad is None and not self._state_is_finite():
                     # A finite loss with an overflowing gradient can leave
                     # non-finite weights or Adam moments behind.
@@ -834,7 +833,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                 stacklevel=2,
             )
 
-    def _flush(self, pending, stats, records, mark):
+    def _flush(self, pending, epoch, lr, stats, records, mark):
         """Bring the pending iterations' statistics to the host, in one sync.
 
         Checks them for non-finite values and feeds the constraint values to
@@ -844,9 +843,8 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         """
         schedule = self.schedule_
         rows = torch.stack([p[0] for p in pending]).tolist()
-        for values, (_, beta, phase, epoch, lr) in zip(rows, pending):
+        for values, (_, beta, phase) in zip(rows, pending):
             if not all(math.isfinite(v) for v in values):
-                pending.clear()
                 return len(stats) - mark + 1, values
             stats.append(values)
             records["beta"].append(beta)
