@@ -20,7 +20,9 @@ from sklearn.base import (
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.extmath import svd_flip
 from sklearn.utils.validation import check_is_fitted, validate_data
+from threadpoolctl import threadpool_limits
 
 from . import _schedules
 from ._torch.factory import build_vae
@@ -610,7 +612,13 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         rows = rng.choice(n, size=min(n, 10000), replace=False) if n > 10000 else slice(None)
         Xs = np.asarray(X[rows], dtype=np.float64)
         mean = Xs.mean(axis=0)
-        _, s, vt = np.linalg.svd(Xs - mean, full_matrices=False)
+        # LAPACK's singular vectors change with the BLAS thread count, in
+        # their last bits and in their signs (which flipped the whole initial
+        # latent): one BLAS thread and a fixed sign convention make the start
+        # depend on random_state alone.
+        with threadpool_limits(limits=1, user_api="blas"):
+            u, s, vt = np.linalg.svd(Xs - mean, full_matrices=False)
+        _, vt = svd_flip(u, vt, u_based_decision=False)
         k = min(self.n_components, vt.shape[0])
         std = s[:k] / math.sqrt(max(1, Xs.shape[0] - 1))
         weight = np.zeros((self.n_components, X.shape[1]))
