@@ -692,7 +692,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         """
         module, opt, schedule = self.module_, self._optimizer, self.schedule_
         device = self.device_
-        data = torch.tensor(X, dtype=torch.float32, device=device)
+        data = _to_tensor(X, torch.float32, device)
         n = data.shape[0]
         batch = min(self.batch_size, n)
         generator = torch.Generator(device=device).manual_seed(int(rng.randint(2**31 - 1)))
@@ -706,7 +706,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             self.divergences_ = []
         early = X_val is not None
         if early:
-            val = torch.tensor(X_val, dtype=torch.float32, device=device)
+            val = _to_tensor(X_val, torch.float32, device)
             if self.validation_scores_ is None:
                 self.validation_scores_ = []
         records = {k: [] for k in ("beta", "constraint_avg", "phase", "epoch", "lr")}
@@ -1002,7 +1002,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         out = []
         with torch.no_grad():
             for start in range(0, X.shape[0], chunk):
-                x = torch.tensor(X[start : start + chunk], dtype=tdtype, device=self.device_)
+                x = _to_tensor(X[start : start + chunk], tdtype, self.device_)
                 out.append(fn(x).cpu().numpy())
         if not out:
             return np.empty((0, out_width), dtype=dtype)
@@ -1115,7 +1115,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         try:
             with torch.no_grad(), frozen():
                 for r0 in range(0, X.shape[0], r_chunk):
-                    x = torch.tensor(X[r0 : r0 + r_chunk], dtype=tdtype, device=dev)
+                    x = _to_tensor(X[r0 : r0 + r_chunk], tdtype, dev)
                     acc = torch.full((x.shape[0],), -math.inf, dtype=torch.float64, device=dev)
                     for s0 in range(0, S, s_chunk):
                         aux = eps_aux[s0 : s0 + s_chunk] if n_aux else None
@@ -1320,6 +1320,18 @@ def _make_adam(module, lr):
         return torch.optim.Adam(module.parameters(), lr=lr, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.Adam(module.parameters(), lr=lr)
+
+
+def _to_tensor(a, dtype, device):
+    """Copy a validated numpy array (or a chunk of one) to a tensor.
+
+    The one place where data enter torch. scikit-learn's validation accepts
+    every layout numpy has (negative strides from ``X[::-1]`` or
+    ``np.flip``, Fortran order, strided or read-only views), and torch
+    refuses negative strides: the copy goes through a C-contiguous array,
+    which costs nothing for data that already is one.
+    """
+    return torch.tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
 
 
 def _logit(p, eps=1e-4):
