@@ -432,6 +432,44 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         self : VHPEstimator
             The fitted estimator.
         """
+        # Training needs autograd whatever the caller's mode (``torch.no_grad``,
+        # ``inference_mode``, ``set_grad_enabled(False)``); the context
+        # managers give the caller's mode back on the way out, also on an
+        # exception or Ctrl-C.
+        with torch.inference_mode(False), torch.enable_grad():
+            self._fit(X)
+        return self
+
+    def _fit(self, X):
+        # Set-up is all or nothing: a failure or Ctrl-C before the first
+        # training step leaves the estimator as it was (the previous model,
+        # or unfitted), never half-built.
+        saved = self._save_fit_state()
+        try:
+            data, generator, val = self._set_up_fit(X)
+        except BaseException:
+            self._restore_fit_state(saved)
+            raise
+        self._train(data, generator, val)
+
+    def _save_fit_state(self):
+        saved = dict(self.__dict__)
+        if "_seed_stream" in saved:  # advanced in place by the set-up
+            saved["_seed_stream"] = copy.deepcopy(saved["_seed_stream"])
+        return saved
+
+    def _restore_fit_state(self, saved):
+        self.__dict__.clear()
+        self.__dict__.update(saved)
+        if hasattr(self, "_optimizer"):
+            self._set_learning_rate(self.learning_rate_)
+
+    def _set_up_fit(self, X):
+        """Validate ``X`` and the settings, then (re)initialise: ``fit`` up to training.
+
+        Returns the training data, the training noise generator and the
+        validation data (or ``None``) on the model's device.
+        """
         continuing = self.warm_start and hasattr(self, "module_")
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not continuing)
         hidden = self._check_hidden_layer_sizes()
@@ -455,8 +493,22 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             if self.early_stopping and not hasattr(self, "_validation_seed"):
                 self._validation_seed = int(self._seed_stream.randint(2**31 - 1))
             X_train, X_val = self._split_validation(X)
-        self._train(X_train, self._seed_stream, X_val=X_val)
-        return self
+        device = self.device_
+        data = _to_tensor(X_train, torch.float32, device)
+        val = None if X_val is None else _to_tensor(X_val, torch.float32, device)
+        generator = torch.Generator(device=device).manual_seed(
+            int(self._seed_stream.randint(2**31 - 1))
+        )
+        if getattr(self, "_learning_rate_param", None) != self.learning_rate:
+            # learning_rate changed before a warm start.
+            self._learning_rate_param = self.learning_rate
+            self.learning_rate_ = float(self.learning_rate)
+        self._set_learning_rate(self.learning_rate_)
+        if not hasattr(self, "divergences_"):
+            self.divergences_ = []
+        if val is not None and self.validation_scores_ is None:
+            self.validation_scores_ = []
+        return data, generator, val
 
     def _check_fit_input(self, X, continuing):
         """Checks of ``fit``'s data and settings that parameter validation cannot do."""
@@ -680,35 +732,22 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             self.module_.init_prior_scale(self.module_.encode_mean(rows))
         self._prior_scaled = True
 
-    def _train(self, X, rng, X_val=None):
-        """Run ``max_iter`` epochs of Adam on ``X``, robust to divergence and Ctrl-C.
+    def _train(self, data, generator, val=None):
+        """Run ``max_iter`` epochs of Adam on ``data``, robust to divergence and Ctrl-C.
 
         The training state (module, optimiser, schedule) is copied in memory
         after every completed epoch (about three times the parameters' size,
         on their device). A non-finite loss or non-finite parameters roll the
         epoch back to that copy and retry it with half the step size; Ctrl-C
-        rolls back to it and returns. With ``X_val``, early stopping keeps the
+        rolls back to it and returns. With ``val``, early stopping keeps the
         copy of the best epoch and restores it at the end.
         """
         module, opt, schedule = self.module_, self._optimizer, self.schedule_
         device = self.device_
-        data = _to_tensor(X, torch.float32, device)
         n = data.shape[0]
         batch = min(self.batch_size, n)
-        generator = torch.Generator(device=device).manual_seed(int(rng.randint(2**31 - 1)))
         prior_params = module.prior_parameters()
-        if getattr(self, "_learning_rate_param", None) != self.learning_rate:
-            # First fit, or learning_rate changed before a warm start.
-            self._learning_rate_param = self.learning_rate
-            self.learning_rate_ = float(self.learning_rate)
-        self._set_learning_rate(self.learning_rate_)
-        if not hasattr(self, "divergences_"):
-            self.divergences_ = []
-        early = X_val is not None
-        if early:
-            val = _to_tensor(X_val, torch.float32, device)
-            if self.validation_scores_ is None:
-                self.validation_scores_ = []
+        early = val is not None
         records = {k: [] for k in ("beta", "constraint_avg", "phase", "epoch", "lr")}
         stats = []
         mark = 0  # len(stats) at the end of the last completed epoch
@@ -1287,6 +1326,12 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         return state
 
     def __setstate__(self, state):
+        # Loaded under the caller's torch.inference_mode, the weights would be
+        # inference tensors that can never be trained again (warm start).
+        with torch.inference_mode(False):
+            self._set_state(state)
+
+    def _set_state(self, state):
         blob = state.get("module_")
         if isinstance(blob, bytes):
             device = torch.device(state["device_"])

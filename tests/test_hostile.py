@@ -103,3 +103,108 @@ def test_interpolator_accepts_negative_strides(X):
     np.testing.assert_array_equal(
         interp.geodesic_distances(X[:4][::-1]), ref.geodesic_distances(X[:4][::-1].copy())
     )
+
+
+# ------------------------------------------------------- 3. grad mode
+GRAD_MODES = {
+    "no_grad": torch.no_grad,
+    "inference_mode": torch.inference_mode,
+    "set_grad_enabled(False)": lambda: torch.set_grad_enabled(False),
+}
+
+
+@pytest.mark.parametrize("mode", GRAD_MODES)
+def test_fit_trains_whatever_the_grad_mode_and_restores_it(X, mode):
+    ref = E().fit(X)
+    with GRAD_MODES[mode]():
+        est = E().fit(X)
+        assert not torch.is_grad_enabled()
+        if mode == "inference_mode":
+            assert torch.is_inference_mode_enabled()
+        # The predictions made in the caller's mode are the ordinary ones.
+        np.testing.assert_array_equal(est.transform(X), ref.transform(X))
+        est.set_params(warm_start=True).fit(X)  # a warm start too
+    assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+    np.testing.assert_array_equal(est.history_["loss"][: len(ref.history_["loss"])],
+                                  ref.history_["loss"])
+    # A model fitted (or loaded) in inference mode trains on outside it.
+    with torch.inference_mode():
+        loaded = pickle.loads(pickle.dumps(ref))
+    loaded.set_params(warm_start=True).fit(X)
+    assert loaded.n_iter_ == 2
+
+
+def test_ctrl_c_never_leaves_grad_mode_off(X, monkeypatch):
+    from sklearn_vhp._torch.vae import VAE
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(VAE, "training_loss", interrupt)
+    with pytest.warns(UserWarning, match="interrupted"):
+        E().fit(X)
+    assert torch.is_grad_enabled()
+    # Also from the caller's no_grad, and from a Ctrl-C during set-up.
+    monkeypatch.setattr(VHPEstimator, "_initialize", interrupt)
+    with torch.no_grad():
+        with pytest.raises(KeyboardInterrupt):
+            E().fit(X)
+        assert not torch.is_grad_enabled()
+    assert torch.is_grad_enabled()
+
+
+# ------------------------------------- 5. a failed fit damages nothing
+def test_failed_refit_leaves_the_fitted_model_as_it_was(X):
+    est = E().fit(X)
+    before = _state(est)
+    with pytest.raises(ValueError, match="validation set for early stopping is too small"):
+        est.set_params(early_stopping=True).fit(X[:5, :3])
+    est.set_params(early_stopping=False)
+    _assert_same_state(_state(est), before)
+    assert est.validation_scores_ is None
+    # The same for a failed warm start.
+    with pytest.raises(ValueError, match="validation set for early stopping is too small"):
+        est.set_params(warm_start=True, early_stopping=True).fit(X[:5])
+    est.set_params(early_stopping=False)
+    _assert_same_state(_state(est), before)
+    est.fit(X)  # the warm start that follows continues the same stream
+    ref = E().fit(X).set_params(warm_start=True).fit(X)
+    np.testing.assert_array_equal(est.transform(X), ref.transform(X))
+
+
+def test_failed_first_fit_leaves_an_unfitted_estimator(X):
+    from sklearn.exceptions import NotFittedError
+
+    est = E(early_stopping=True)
+    with pytest.raises(ValueError):
+        est.fit(X[:5])
+    assert not hasattr(est, "n_features_in_")
+    with pytest.raises(NotFittedError):
+        est.transform(X)
+
+
+@pytest.mark.parametrize("where", ["_initialize", "_split_validation", "_to_tensor"])
+def test_ctrl_c_during_set_up_keeps_the_previous_model(X, monkeypatch, where):
+    from sklearn.exceptions import NotFittedError
+
+    import sklearn_vhp._estimator as mod
+
+    est = E().fit(X)
+    before = _state(est)
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    if where == "_to_tensor":
+        monkeypatch.setattr(mod, where, interrupt)
+    else:
+        monkeypatch.setattr(VHPEstimator, where, interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        est.fit(X[:, :4])  # a refit on other data, interrupted before training
+    fresh = E()
+    with pytest.raises(KeyboardInterrupt):
+        fresh.fit(X)
+    monkeypatch.undo()
+    _assert_same_state(_state(est), before)
+    with pytest.raises(NotFittedError):
+        fresh.transform(X)
