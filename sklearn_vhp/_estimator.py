@@ -50,6 +50,41 @@ _MAX_RECOVERIES = 3
 _HOST_SYNC_EVERY = {"cpu": 1, "gpu": 32}  # "gpu": any device but the CPU
 
 
+#: Parameters fixed by the fitted model: its networks, likelihood, device and
+#: β schedule. A warm start refuses a change to any of them (it would be
+#: ignored); training settings (max_iter, learning_rate, batch_size,
+#: objective, n_importance, early stopping...) may change between warm starts.
+_STRUCTURAL_PARAMS = (
+    "n_components",
+    "prior",
+    "n_pseudo_inputs",
+    "likelihood",
+    "noise_variance",
+    "architecture",
+    "image_shape",
+    "hidden_layer_sizes",
+    "activation",
+    "encoder_variance",
+    "device",
+    "schedule",
+    "kappa",
+    "nu",
+    "tau",
+    "alpha",
+    "warmup_epochs",
+)
+
+
+def _normalised(name, value):
+    """A parameter's value in a form that compares equal for equal settings."""
+    if name in ("hidden_layer_sizes", "image_shape") and value is not None:
+        try:
+            return tuple(np.atleast_1d(np.asarray(value)).tolist())
+        except (TypeError, ValueError):
+            return value
+    return value
+
+
 class DivergenceWarning(RuntimeWarning):
     """Training hit a non-finite loss and was rolled back with a smaller step.
 
@@ -471,6 +506,8 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         validation data (or ``None``) on the model's device.
         """
         continuing = self.warm_start and hasattr(self, "module_")
+        if continuing:
+            self._check_warm_start_structure()
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not continuing)
         hidden = self._check_hidden_layer_sizes()
         self._check_fit_input(X, continuing)
@@ -480,6 +517,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                 self._validation_seed = int(rng.randint(2**31 - 1))
             X_train, X_val = self._split_validation(X)
             self._initialize(X_train, hidden, rng)
+            self._structure = self._structural_params()
             # Each fit draws its noise seed from this stream, so a warm-started
             # fit continues it instead of replaying the first fit's batches and
             # noise (replayed noise biased the gradients and destabilised runs).
@@ -509,6 +547,29 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         if val is not None and self.validation_scores_ is None:
             self.validation_scores_ = []
         return data, generator, val
+
+    def _structural_params(self):
+        params = self.get_params(deep=False)
+        return {name: _normalised(name, params[name]) for name in _STRUCTURAL_PARAMS}
+
+    def _check_warm_start_structure(self):
+        """Refuse a warm start after a change of a parameter the fitted model fixes."""
+        fitted = getattr(self, "_structure", None)
+        if fitted is None:  # pickled before the structure was recorded
+            return
+        now = self._structural_params()
+        ignored = {"n_pseudo_inputs"} if fitted["prior"] != "vamp" else set()
+        if fitted["schedule"] != "warmup":
+            ignored.add("warmup_epochs")
+        changed = [n for n in _STRUCTURAL_PARAMS if n not in ignored and now[n] != fitted[n]]
+        if changed:
+            what = ", ".join(f"{n} changed from {fitted[n]!r} to {now[n]!r}" for n in changed)
+            raise ValueError(
+                f"warm_start=True continues the fitted model, but {what} since it was "
+                "fitted; the fitted networks, likelihood, device and schedule cannot take "
+                "the new value, which would be ignored. Set it back to continue training, "
+                "or set warm_start=False to fit a new model with it."
+            )
 
     def _check_fit_input(self, X, continuing):
         """Checks of ``fit``'s data and settings that parameter validation cannot do."""
@@ -1061,7 +1122,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         """
         X = self._validate(X)
         module = self._module_for(X.dtype)
-        return self._map_rows(module.encode_mean, X, X.dtype, self.n_components)
+        return self._map_rows(module.encode_mean, X, X.dtype, self._n_latent)
 
     def inverse_transform(self, X):
         """Decode latent codes to decoder means.
@@ -1080,10 +1141,10 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         from sklearn.utils import check_array
 
         Z = check_array(X, dtype=[np.float64, np.float32])
-        if Z.shape[1] != self.n_components:
+        if Z.shape[1] != self._n_latent:
             raise ValueError(
                 f"X has {Z.shape[1]} features, but inverse_transform expects "
-                f"n_components={self.n_components} latent features."
+                f"{self._n_latent} latent features (the fitted model's n_components)."
             )
         module = self._module_for(Z.dtype)
         return self._map_rows(module.decode_mean, Z, Z.dtype, self.n_features_in_)
@@ -1127,7 +1188,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         gen = torch.Generator(device=dev).manual_seed(self._eval_seed)
         # Drawn in float64 and rounded, so both precisions see the same noise.
         kw = dict(generator=gen, device=dev, dtype=torch.float64)
-        eps_z = torch.randn(S, self.n_components, **kw).to(tdtype)
+        eps_z = torch.randn(S, self._n_latent, **kw).to(tdtype)
         n_aux = module.prior.n_aux
         eps_aux = torch.randn(S, n_aux, **kw).to(tdtype) if n_aux else None
         # Floats per (row, sample) pair: decoder activations and outputs.
@@ -1268,7 +1329,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         if X.shape[0] < 2:
             raise ValueError("active_units needs at least 2 samples to measure a variance.")
         module = self._module_for(np.float64)
-        d = self.n_components
+        d = self._n_latent
         n_aux = module.prior.n_aux if hasattr(module.prior, "aux_posterior") else 0
 
         def stats(x):
@@ -1282,7 +1343,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             z_activity=z_activity,
             z_active=z_activity > threshold,
             n_active_z=int(np.sum(z_activity > threshold)),
-            z_kl=out[:, d : 2 * d].mean(axis=0) if self.prior == "standard" else None,
+            z_kl=out[:, d : 2 * d].mean(axis=0) if self._module_config["prior"] == "standard" else None,
             zeta_activity=None,
             zeta_active=None,
             n_active_zeta=None,
@@ -1304,7 +1365,12 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         # NotFittedError is an AttributeError: get_feature_names_out's
         # check_is_fitted(self, "_n_features_out") then fails as it should.
         check_is_fitted(self)
-        return self.n_components
+        return self._n_latent
+
+    @property
+    def _n_latent(self):
+        """The fitted model's latent width (``n_components`` at fit time)."""
+        return self._module_config["n_components"]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

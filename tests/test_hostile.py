@@ -208,3 +208,58 @@ def test_ctrl_c_during_set_up_keeps_the_previous_model(X, monkeypatch, where):
     _assert_same_state(_state(est), before)
     with pytest.raises(NotFittedError):
         fresh.transform(X)
+
+
+# ------------------------------------- 4. fitted widths, not parameters
+@pytest.mark.parametrize(
+    "change",
+    [dict(n_components=3), dict(prior="standard"), dict(likelihood="bernoulli"),
+     dict(hidden_layer_sizes=(4, 4)), dict(architecture="conv", image_shape=(2, 3))],
+)  # fmt: skip
+def test_methods_after_fit_read_fitted_attributes(X, change):
+    est = E(n_eval_samples=16).fit(X)
+    before = _state(est)
+    active = est.active_units(X)
+    Z = est.transform(X[:4])
+    est.set_params(**change)
+    _assert_same_state(_state(est), before)
+    assert list(est.get_feature_names_out()) == ["vhpestimator0", "vhpestimator1"]
+    assert est.inverse_transform(Z).shape == (4, 6)
+    assert est.sample(2).shape == (2, 6)
+    after = est.active_units(X)
+    for key, value in active.items():
+        if value is None:
+            assert after[key] is None
+        else:
+            np.testing.assert_array_equal(after[key], value)
+    frame = est.set_output(transform="pandas").transform(X[:4])
+    assert list(frame.columns) == ["vhpestimator0", "vhpestimator1"]
+    np.testing.assert_array_equal(frame.to_numpy(), Z)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [dict(n_components=3), dict(prior="vamp"), dict(likelihood="bernoulli"),
+     dict(architecture="conv", image_shape=(2, 3)), dict(hidden_layer_sizes=(4,)),
+     dict(activation="relu"), dict(encoder_variance="amortized"), dict(schedule="geco"),
+     dict(kappa=0.5), dict(noise_variance=0.5), dict(device="meta")],
+)  # fmt: skip
+def test_warm_start_refuses_a_changed_structural_parameter(X, change):
+    est = E(warm_start=True).fit(X)
+    before = _state(est)
+    est.set_params(**change)
+    name = next(iter(change))
+    with pytest.raises(ValueError, match=f"warm_start=True.*{name} changed.*warm_start=False"):
+        est.fit(X)
+    _assert_same_state(_state(est), before)
+    # Setting it back continues; warm_start=False fits a new model with it.
+    est.set_params(**E().get_params()).set_params(warm_start=True).fit(X)
+    assert est.n_iter_ == 2
+
+
+def test_warm_start_accepts_training_settings(X):
+    est = E(warm_start=True).fit(X)
+    est.set_params(max_iter=2, learning_rate=1e-4, batch_size=16, n_importance=3,
+                   objective="iwae", verbose=0, n_eval_samples=8, beta_init=0.5,
+                   hidden_layer_sizes=[8], init="random").fit(X)  # fmt: skip
+    assert est.n_iter_ == 3
