@@ -1144,7 +1144,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         if Z.shape[1] != self._n_latent:
             raise ValueError(
                 f"X has {Z.shape[1]} features, but inverse_transform expects "
-                f"{self._n_latent} latent features (the fitted model's n_components)."
+                f"n_components={self._n_latent} latent features (the fitted model's width)."
             )
         module = self._module_for(Z.dtype)
         return self._map_rows(module.decode_mean, Z, Z.dtype, self.n_features_in_)
