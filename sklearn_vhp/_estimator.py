@@ -1171,6 +1171,13 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         16 MiB, which stay in cache. With ``verbose > 0`` a progress bar
         counts the scored rows.
 
+        Rows outside the support of the likelihood have probability zero: with
+        the Bernoulli likelihood, a row with any value outside [0, 1] gets
+        ``-inf`` (with a ``UserWarning`` that counts them) instead of a
+        number the model was never trained to give. Values inside [0, 1] are
+        in the support, fractional ones included (as in ``fit``). The
+        Gaussian likelihood's support is every real row.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
@@ -1178,8 +1185,27 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         Returns
         -------
         log_prob : ndarray of shape (n_samples,)
+            ``-inf`` for rows outside the likelihood's support.
         """
         X = self._validate(X)
+        if self.likelihood_ == "bernoulli" and X.size:
+            outside = ((X < 0) | (X > 1)).any(axis=1)
+            if outside.any():
+                warnings.warn(
+                    f"{int(outside.sum())} of {X.shape[0]} rows have values outside [0, 1], "
+                    "the support of the Bernoulli likelihood this model was fitted with: "
+                    "their log-likelihood is -inf. Scale the data as the training data "
+                    "were (e.g. binarise it) to score them.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+                out = np.full(X.shape[0], -np.inf)
+                out[~outside] = self._score_rows(X[~outside])
+                return out
+        return self._score_rows(X)
+
+    def _score_rows(self, X):
+        """``score_samples`` of validated rows inside the likelihood's support."""
         # The networks run in the input's precision; the sum over samples is
         # float64 either way.
         module = self._module_for(X.dtype)
@@ -1242,6 +1268,8 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         float
             Mean of :meth:`score_samples`; higher is better, so model
             selection by ``GridSearchCV`` picks the best held-out likelihood.
+            ``-inf`` when a row lies outside the likelihood's support (see
+            :meth:`score_samples`).
         """
         return float(np.mean(self.score_samples(X)))
 

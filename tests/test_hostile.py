@@ -263,3 +263,28 @@ def test_warm_start_accepts_training_settings(X):
                    objective="iwae", verbose=0, n_eval_samples=8, beta_init=0.5,
                    hidden_layer_sizes=[8], init="random").fit(X)  # fmt: skip
     assert est.n_iter_ == 3
+
+
+# ----------------------------------------- 2. rows outside the support
+def test_bernoulli_rows_outside_the_support_score_minus_infinity(X):
+    XB = (X > 0.5).astype(float)
+    est = E(n_eval_samples=16).fit(XB)
+    inside = est.score_samples(XB)
+    assert np.isfinite(inside).all()
+    mixed = XB.copy()
+    mixed[::3] -= 3  # every third row outside [0, 1]
+    mixed[1, 0] = 1.5  # one value is enough
+    with pytest.warns(UserWarning, match="41 of 120 rows.*outside \\[0, 1\\].*-inf"):
+        scores = est.score_samples(mixed)
+    out = np.zeros(len(XB), bool)
+    out[::3] = out[1] = True
+    assert np.all(scores[out] == -np.inf)
+    np.testing.assert_array_equal(scores[~out], inside[~out])
+    with pytest.warns(UserWarning, match="outside"):
+        assert est.score(mixed) == -np.inf
+    with pytest.warns(UserWarning, match="outside"):
+        assert np.all(est.score_samples(XB - 3) == -np.inf)
+    # Fractional values inside [0, 1] are in the support (as in fit).
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isfinite(est.score_samples(np.full((2, 6), 0.5))).all()
