@@ -1237,15 +1237,19 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             from tqdm.auto import tqdm
 
             bar = tqdm(total=X.shape[0], desc="score_samples", unit="row")
-        frozen = getattr(module.prior, "frozen", contextlib.nullcontext)
+        # The VampPrior's components, computed once, in a copy of the prior
+        # that this call alone holds (calls from several threads share the
+        # model, not their state).
+        frozen = getattr(module.prior, "frozen", None)
+        frozen = frozen() if frozen is not None else contextlib.nullcontext(module.prior)
         try:
-            with torch.no_grad(), frozen():
+            with torch.no_grad(), frozen as prior:
                 for r0 in range(0, X.shape[0], r_chunk):
                     x = _to_tensor(X[r0 : r0 + r_chunk], tdtype, dev)
                     acc = torch.full((x.shape[0],), -math.inf, dtype=torch.float64, device=dev)
                     for s0 in range(0, S, s_chunk):
                         aux = eps_aux[s0 : s0 + s_chunk] if n_aux else None
-                        log_w = module.log_weights(x, eps_z[s0 : s0 + s_chunk], aux)
+                        log_w = module.log_weights(x, eps_z[s0 : s0 + s_chunk], aux, prior)
                         acc = torch.logaddexp(acc, torch.logsumexp(log_w.double(), dim=1))
                     out[r0 : r0 + x.shape[0]] = (acc - math.log(S)).cpu().numpy()
                     if bar is not None:

@@ -288,3 +288,42 @@ def test_bernoulli_rows_outside_the_support_score_minus_infinity(X):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert np.isfinite(est.score_samples(np.full((2, 6), 0.5))).all()
+
+
+# ------------------------------------------------------- 7. thread safety
+def _concurrently(fn, n_threads=4, repeats=4):
+    results, errors = [], []
+    barrier = threading.Barrier(n_threads)
+
+    def work():
+        try:
+            barrier.wait()
+            for _ in range(repeats):
+                results.append(fn())
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    return results
+
+
+@pytest.mark.parametrize("prior", ["vhp", "standard", "vamp"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_concurrent_inference_equals_serial_bit_for_bit(X, prior, dtype):
+    est = E(prior=prior, n_eval_samples=64).fit(X)
+    A = X.astype(dtype)
+    calls = {
+        "score_samples": lambda: est.score_samples(A),
+        "transform": lambda: est.transform(A),
+        "inverse_transform": lambda: est.inverse_transform(est.transform(A)),
+        "sample": lambda: est.sample(5, random_state=0),
+    }
+    for name, call in calls.items():
+        serial = call()
+        for result in _concurrently(call):
+            np.testing.assert_array_equal(result, serial, err_msg=name)

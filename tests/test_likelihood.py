@@ -136,8 +136,8 @@ def test_vamp_prior_frozen_components_match_direct_density():
     z = torch.randn(5, 11, 3, dtype=torch.float64) * 3
     with torch.no_grad():
         direct = prior.log_prob(z)
-        with prior.frozen():
-            frozen = prior.log_prob(z)
+        with prior.frozen() as frozen_prior:
+            frozen = frozen_prior.log_prob(z)
     assert "_frozen" not in prior.__dict__
     torch.testing.assert_close(frozen, direct, rtol=1e-10, atol=1e-10)
 

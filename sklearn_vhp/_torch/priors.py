@@ -155,41 +155,27 @@ class VampPrior(nn.Module):
     def log_prob(self, z, eps=None):
         """Exact ``log p(z) = logsumexp_k log q(z|u_k) - log K``, shape ``z.shape[:-1]``.
 
-        ``eps`` is ignored. Inside :meth:`frozen` the components are
-        computed once and the ``(..., K)`` component densities come from two
-        float64 matrix products instead of a ``(..., K, d)`` temporary.
+        ``eps`` is ignored. See :meth:`frozen` for many calls without gradients.
         """
-        frozen = self.__dict__.get("_frozen")
-        if frozen is not None:
-            a, b, c = frozen  # (d, K) each but c: (K,)
-            z64 = z.to(torch.float64)
-            log_comp = -0.5 * ((z64 * z64) @ a - 2.0 * (z64 @ b) + c)  # (..., K)
-            log_p = torch.logsumexp(log_comp, dim=-1) - math.log(c.shape[0])
-            return log_p.to(z.dtype)
         mean, logvar = self.components()  # (K, d)
         log_comp = gaussian_log_prob(z.unsqueeze(-2), mean, logvar)  # (..., K)
         return torch.logsumexp(log_comp, dim=-1) - math.log(mean.shape[0])
 
     @contextlib.contextmanager
     def frozen(self):
-        """Evaluate many ``log_prob`` calls with the components computed once.
+        """A copy of this prior for many ``log_prob`` calls, components computed once.
 
         For inference without gradients (``score_samples``): the encoder runs
         on the ``K`` pseudo-inputs once instead of once per chunk, and
         ``Σ_j (z_j - m_kj)² / v_kj`` is expanded into matrix products, in
-        float64 so that the expansion loses no precision.
+        float64 so that the expansion loses no precision. The context yields
+        a :class:`FrozenVampPrior`; nothing is stored on this module, so
+        threads scoring with one model at the same time do not share (and
+        cannot clear) each other's components.
         """
         with torch.no_grad():
             mean, logvar = (t.to(torch.float64) for t in self.components())
-        inv_var = torch.exp(-logvar)
-        a = inv_var.T.contiguous()
-        b = (mean * inv_var).T.contiguous()
-        c = (mean * mean * inv_var + logvar + math.log(2 * math.pi)).sum(-1)
-        self.__dict__["_frozen"] = (a, b, c)
-        try:
-            yield self
-        finally:
-            self.__dict__.pop("_frozen", None)
+        yield FrozenVampPrior(mean, logvar)
 
     def sample(self, n, generator, device=None, dtype=None):
         """Draw a component ``k`` uniformly, then ``z ~ q(z|u_k)``."""
@@ -199,3 +185,28 @@ class VampPrior(nn.Module):
         mean, logvar = self._encoder(self.pseudo_inputs[k])
         noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         return mean + torch.exp(0.5 * logvar) * noise
+
+
+class FrozenVampPrior:
+    """The VampPrior's ``log p(z)`` with fixed components (see :meth:`VampPrior.frozen`).
+
+    Parameters
+    ----------
+    mean, logvar : Tensor of shape (K, d)
+        The components ``q(z|u_k)``, in float64.
+    """
+
+    n_aux = 0
+
+    def __init__(self, mean, logvar):
+        inv_var = torch.exp(-logvar)
+        self._a = inv_var.T.contiguous()  # (d, K)
+        self._b = (mean * inv_var).T.contiguous()  # (d, K)
+        self._c = (mean * mean * inv_var + logvar + math.log(2 * math.pi)).sum(-1)  # (K,)
+
+    def log_prob(self, z, eps=None):
+        """Exact ``log p(z)``, shape ``z.shape[:-1]``, in the dtype of ``z``."""
+        z64 = z.to(torch.float64)
+        log_comp = -0.5 * ((z64 * z64) @ self._a - 2.0 * (z64 @ self._b) + self._c)  # (..., K)
+        log_p = torch.logsumexp(log_comp, dim=-1) - math.log(self._c.shape[0])
+        return log_p.to(z.dtype)

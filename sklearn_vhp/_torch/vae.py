@@ -46,7 +46,7 @@ class VAE(nn.Module):
         ref = self._ref
         return torch.randn(shape, generator=generator, device=ref.device, dtype=ref.dtype)
 
-    def _sample_terms(self, x, eps_z, eps_aux=None):
+    def _sample_terms(self, x, eps_z, eps_aux=None, prior=None):
         """Per-sample terms of the importance weights ``p(x,z)/q(z|x)``.
 
         ``z_s = μ(x) + σ(x) eps_z[..., s, :]`` and, for the hierarchical prior,
@@ -60,6 +60,9 @@ class VAE(nn.Module):
             Standard normal noise of ``z`` (``(S, d)`` is shared by all rows).
         eps_aux : Tensor (M, B, S, n_aux) or None
             Noise of ``ζ`` for the prior's estimate (``None`` when exact).
+        prior : object or None
+            Computes ``log p(z)`` in place of ``self.prior`` (e.g. the
+            VampPrior's :meth:`~.priors.VampPrior.frozen` copy).
 
         Returns
         -------
@@ -74,7 +77,7 @@ class VAE(nn.Module):
         log_q = -0.5 * (eps_z**2 + logvar[:, None, :] + math.log(2 * math.pi)).sum(-1)
         out = self.decoder(z)
         log_px = self.likelihood.log_prob(x[:, None, :], out)
-        log_pz = self.prior.log_prob(z, eps_aux)
+        log_pz = (self.prior if prior is None else prior).log_prob(z, eps_aux)
         return log_px, log_pz, log_q, out
 
     def training_loss(self, x, *, beta, n_importance, generator, objective="elbo"):
@@ -130,7 +133,7 @@ class VAE(nn.Module):
             sq_err = ((self.likelihood.mean(out) - x[:, None, :]) ** 2).mean()
         return loss, nll, kl, sq_err
 
-    def log_weights(self, x, eps_z, eps_aux=None):
+    def log_weights(self, x, eps_z, eps_aux=None, prior=None):
         """Log importance weights of ``log p(x)`` under the joint proposal.
 
         ``z_s = μ(x) + σ(x) eps_z[s]`` and, for the hierarchical prior,
@@ -146,6 +149,9 @@ class VAE(nn.Module):
             Noise shared by all rows (common random numbers), so a row's
             estimate does not depend on which rows are scored with it.
         eps_aux : Tensor (S, d_aux) or None
+        prior : object or None
+            Computes ``log p(z)`` in place of ``self.prior`` (see
+            :meth:`_sample_terms`).
 
         Returns
         -------
@@ -154,7 +160,7 @@ class VAE(nn.Module):
         aux = None
         if eps_aux is not None:
             aux = eps_aux.expand(1, x.shape[0], *eps_aux.shape)
-        log_px, log_pz, log_q, _ = self._sample_terms(x, eps_z, aux)
+        log_px, log_pz, log_q, _ = self._sample_terms(x, eps_z, aux, prior)
         return log_px + log_pz - log_q
 
     def latent_statistics(self, x):
