@@ -485,7 +485,13 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         except BaseException:
             self._restore_fit_state(saved)
             raise
-        self._train(data, generator, val)
+        # Training changes the weights in place, and the fused Adam step does
+        # not count in the tensors' _version: drop the float64 copy.
+        self.__dict__.pop("_module64", None)
+        try:
+            self._train(data, generator, val)
+        finally:
+            self.__dict__.pop("_module64", None)
 
     def _save_fit_state(self):
         saved = dict(self.__dict__)
@@ -1080,10 +1086,28 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
 
     # ------------------------------------------------------------ inference
     def _module_for(self, dtype):
-        """The module in the precision of the input (float64 for float64 data)."""
+        """The module in the precision of the input (float64 for float64 data).
+
+        The float64 copy is made once and reused until the weights change:
+        ``fit`` drops it, and anything written into ``module_`` in place (e.g.
+        ``load_state_dict``) is caught by the tensors' ``_version`` counters.
+        It is never pickled. Threads that build it at the same time each get
+        a correct copy; the last one is kept.
+        """
+        module = self.module_
         if dtype == np.float32:
-            return self.module_
-        return copy.deepcopy(self.module_).to(torch.float64)
+            return module
+        versions = tuple(t._version for t in module.state_dict(keep_vars=True).values())
+        cached = self.__dict__.get("_module64")
+        if cached is not None and cached[0] is module and cached[1] == versions:
+            return cached[2]
+        # Outside the caller's inference_mode: a copy made there would hold
+        # inference tensors.
+        with torch.inference_mode(False), torch.no_grad():
+            copy64 = copy.deepcopy(module).to(torch.float64)
+        copy64.eval()
+        self._module64 = (module, versions, copy64)
+        return copy64
 
     def _validate(self, X):
         check_is_fitted(self)
@@ -1412,6 +1436,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
     # ------------------------------------------------------------- pickling
     def __getstate__(self):
         state = dict(super().__getstate__())  # object.__getstate__ is __dict__ itself
+        state.pop("_module64", None)  # a cache, rebuilt on demand
         if "module_" in state:
             buf = io.BytesIO()
             torch.save(

@@ -327,3 +327,36 @@ def test_concurrent_inference_equals_serial_bit_for_bit(X, prior, dtype):
         serial = call()
         for result in _concurrently(call):
             np.testing.assert_array_equal(result, serial, err_msg=name)
+
+
+# ----------------------------------------------------- 11. smaller ones
+def test_float64_module_is_copied_once_until_the_weights_change(X, monkeypatch):
+    import copy
+
+    import sklearn_vhp._estimator as mod
+
+    est = E(warm_start=True).fit(X)
+    other = E(random_state=1).fit(X)
+    copies = []
+    real = copy.deepcopy
+
+    def spy(obj, *args, **kwargs):
+        if isinstance(obj, torch.nn.Module):
+            copies.append(obj)
+        return real(obj, *args, **kwargs)
+
+    monkeypatch.setattr(mod.copy, "deepcopy", spy)
+    first = est.transform(X)
+    for _ in range(3):
+        np.testing.assert_array_equal(est.transform(X), first)
+        est.inverse_transform(first)
+        est.score_samples(X[:2])
+    assert len(copies) == 1
+    # New weights, by a warm start or written into module_ directly: a new copy.
+    est.fit(X)
+    assert not np.array_equal(est.transform(X), first)
+    np.testing.assert_array_equal(est.transform(X), pickle.loads(pickle.dumps(est)).transform(X))
+    est.module_.load_state_dict(other.module_.state_dict())
+    np.testing.assert_array_equal(est.transform(X), other.transform(X))
+    # One per change; the pickled copy and `other` made their own.
+    assert len(copies) == 5
