@@ -5,6 +5,7 @@ import copy
 import io
 import math
 import warnings
+import weakref
 from numbers import Integral, Real
 
 import numpy as np
@@ -83,6 +84,11 @@ def _normalised(name, value):
         except (TypeError, ValueError):
             return value
     return value
+
+
+#: float64 copies of fitted modules for float64 inference, by module (see
+#: ``VHPEstimator._module_for``); an entry goes with its module.
+_FLOAT64_MODULES = weakref.WeakKeyDictionary()
 
 
 class DivergenceWarning(RuntimeWarning):
@@ -487,11 +493,11 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             raise
         # Training changes the weights in place, and the fused Adam step does
         # not count in the tensors' _version: drop the float64 copy.
-        self.__dict__.pop("_module64", None)
+        _FLOAT64_MODULES.pop(self.module_, None)
         try:
             self._train(data, generator, val)
         finally:
-            self.__dict__.pop("_module64", None)
+            _FLOAT64_MODULES.pop(self.module_, None)
 
     def _save_fit_state(self):
         saved = dict(self.__dict__)
@@ -796,7 +802,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         """
         rows = data[:: max(1, data.shape[0] // 4096)]
         with torch.no_grad():
-            self.module_.init_prior_scale(self.module_.encode_mean(rows))
+            self.module_.standardise_prior(rows)
         self._prior_scaled = True
 
     def _train(self, data, generator, val=None):
@@ -1091,22 +1097,24 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         The float64 copy is made once and reused until the weights change:
         ``fit`` drops it, and anything written into ``module_`` in place (e.g.
         ``load_state_dict``) is caught by the tensors' ``_version`` counters.
-        It is never pickled. Threads that build it at the same time each get
-        a correct copy; the last one is kept.
+        It lives beside the estimator (``_FLOAT64_MODULES``), not in it: it
+        is never pickled, and inference leaves the estimator's ``__dict__``
+        unchanged. Threads that build it at the same time each get a correct
+        copy; the last one is kept.
         """
         module = self.module_
         if dtype == np.float32:
             return module
         versions = tuple(t._version for t in module.state_dict(keep_vars=True).values())
-        cached = self.__dict__.get("_module64")
-        if cached is not None and cached[0] is module and cached[1] == versions:
-            return cached[2]
+        cached = _FLOAT64_MODULES.get(module)
+        if cached is not None and cached[0] == versions:
+            return cached[1]
         # Outside the caller's inference_mode: a copy made there would hold
         # inference tensors.
         with torch.inference_mode(False), torch.no_grad():
             copy64 = copy.deepcopy(module).to(torch.float64)
         copy64.eval()
-        self._module64 = (module, versions, copy64)
+        _FLOAT64_MODULES[module] = (versions, copy64)
         return copy64
 
     def _validate(self, X):
@@ -1436,7 +1444,6 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
     # ------------------------------------------------------------- pickling
     def __getstate__(self):
         state = dict(super().__getstate__())  # object.__getstate__ is __dict__ itself
-        state.pop("_module64", None)  # a cache, rebuilt on demand
         if "module_" in state:
             buf = io.BytesIO()
             torch.save(

@@ -60,12 +60,24 @@ class HierarchicalPrior(nn.Module):
         self.register_buffer("scale", torch.ones(n_components))
 
     @torch.no_grad()
-    def init_scale(self, z):
+    def init_scale(self, z, var=None):
         """Set the standardisation from latent codes ``z`` (rows), e.g. the
-        posterior means of the training data when the prior starts training."""
+        posterior means of the training data when the prior starts training.
+
+        ``var`` (same shape), the posterior variances at those rows, floors
+        the scale at the posteriors' RMS width: when the means hardly vary
+        (constant or near-constant data, an unused latent dimension) their
+        spread says nothing about where the codes are, and a scale of
+        ``std(means)`` alone (down to 1e-3) squeezed ``p(z|ζ)`` far below
+        the width of ``q(z|x)``, whose KL then exploded (~1e8 nats).
+        """
         z = z.reshape(-1, z.shape[-1]).to(self.loc.dtype)
         self.loc.copy_(z.mean(0))
-        self.scale.copy_(z.std(0).clamp_min(1e-3) if z.shape[0] > 1 else torch.ones_like(self.loc))
+        scale = z.std(0) if z.shape[0] > 1 else torch.ones_like(self.loc)
+        if var is not None:
+            width = var.reshape(-1, var.shape[-1]).to(self.loc.dtype).mean(0).sqrt()
+            scale = torch.maximum(scale, width)
+        self.scale.copy_(scale.clamp_min(1e-3))
 
     def _q(self, z):
         return self.q_zeta((z - self.loc) / self.scale)
@@ -138,19 +150,45 @@ class VampPrior(nn.Module):
     def __init__(self, encoder, n_pseudo_inputs, n_features):
         super().__init__()
         self.n_components = encoder.n_out
+        # The pseudo-inputs are ``input_loc + input_scale * pseudo_inputs``:
+        # Adam moves a parameter by about the step size per step, which in
+        # data units is far too much for data that span much less than 1
+        # (near-constant data: a step of 1e-3 on data spanning 1e-7 threw the
+        # components 1e4 away and the KL to 1e9). set_pseudo_inputs sets the
+        # affine map from the data (the identity for data spanning 1 or more).
         self.pseudo_inputs = nn.Parameter(torch.zeros(n_pseudo_inputs, n_features))
+        self.register_buffer("input_loc", torch.zeros(n_features))
+        self.register_buffer("input_scale", torch.ones(()))
         # Not a submodule: bypass nn.Module.__setattr__'s registration.
         self.__dict__["_encoder"] = encoder
 
     @torch.no_grad()
     def set_pseudo_inputs(self, values):
-        """Overwrite the pseudo-inputs with ``values`` of shape ``(K, n_features)``."""
+        """Overwrite the pseudo-inputs with ``values`` of shape ``(K, n_features)``.
+
+        Also sets the units in which they are trained: data units when the
+        values span 1 or more (or nothing), else units of their span around
+        their mean, so that an optimiser step moves them by a fraction of the
+        data's spread whatever its scale.
+        """
         p = self.pseudo_inputs
-        p.copy_(torch.as_tensor(values, dtype=p.dtype, device=p.device))
+        values = torch.as_tensor(values, dtype=p.dtype, device=p.device)
+        span = float(values.max() - values.min()) if values.numel() else 0.0
+        if 0.0 < span < 1.0:
+            self.input_loc.copy_(values.mean(0))
+            self.input_scale.fill_(span)
+        else:
+            self.input_loc.zero_()
+            self.input_scale.fill_(1.0)
+        p.copy_((values - self.input_loc) / self.input_scale)
+
+    def inputs(self):
+        """The pseudo-inputs ``u_k`` in data units, shape ``(K, n_features)``."""
+        return self.input_loc + self.input_scale * self.pseudo_inputs
 
     def components(self):
         """Mean and log-variance of the ``K`` components, each ``(K, n_components)``."""
-        return self._encoder(self.pseudo_inputs)
+        return self._encoder(self.inputs())
 
     def log_prob(self, z, eps=None):
         """Exact ``log p(z) = logsumexp_k log q(z|u_k) - log K``, shape ``z.shape[:-1]``.
@@ -182,7 +220,7 @@ class VampPrior(nn.Module):
         k = torch.randint(
             self.pseudo_inputs.shape[0], (n,), generator=generator, device=self.pseudo_inputs.device
         )
-        mean, logvar = self._encoder(self.pseudo_inputs[k])
+        mean, logvar = self._encoder(self.inputs()[k])
         noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         return mean + torch.exp(0.5 * logvar) * noise
 

@@ -184,11 +184,20 @@ class VAE(nn.Module):
             zeta_kl = standard_normal_kl(zeta_mean, zeta_logvar)
         return z_mean, standard_normal_kl(z_mean, z_logvar), zeta_mean, zeta_kl
 
-    def init_prior_scale(self, z):
-        """Let a prior with a data-dependent standardisation fit it to ``z``."""
+    def init_prior_scale(self, z, var=None):
+        """Let a prior with a data-dependent standardisation fit it to ``z``.
+
+        ``var``: the posterior variances at ``z`` (see
+        :meth:`~.priors.HierarchicalPrior.init_scale`), or ``None``.
+        """
         init = getattr(self.prior, "init_scale", None)
         if init is not None:
-            init(z)
+            init(z, var)
+
+    def standardise_prior(self, x):
+        """Fit the prior's standardisation to the posteriors ``q(z|x)`` of rows ``x``."""
+        mean, logvar = self.encoder(x)
+        self.init_prior_scale(mean, torch.exp(logvar))
 
     def encode_mean(self, x):
         return self.encoder(x)[0]
