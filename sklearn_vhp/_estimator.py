@@ -86,6 +86,19 @@ def _normalised(name, value):
     return value
 
 
+#: Integer parameters: a bool passes ``Interval(Integral, ...)`` (bool is an
+#: Integral) and reached torch as ``True``.
+_INTEGER_PARAMS = (
+    "n_components",
+    "n_pseudo_inputs",
+    "warmup_epochs",
+    "n_importance",
+    "n_eval_samples",
+    "batch_size",
+    "max_iter",
+    "n_iter_no_change",
+)
+
 #: float64 copies of fitted modules for float64 inference, by module (see
 #: ``VHPEstimator._module_for``); an entry goes with its module.
 _FLOAT64_MODULES = weakref.WeakKeyDictionary()
@@ -585,15 +598,48 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
 
     def _check_fit_input(self, X, continuing):
         """Checks of ``fit``'s data and settings that parameter validation cannot do."""
+        for name in _INTEGER_PARAMS:
+            value = getattr(self, name)
+            if isinstance(value, bool):
+                raise ValueError(
+                    f"{name}={value!r} is a bool, not an integer; pass an int (e.g. "
+                    f"{name}={int(value) or 1})."
+                )
         if not continuing:
             _resolve_device(self.device)
-        limit = float(np.finfo(np.float32).max)
+        f32 = np.finfo(np.float32)
+        limit = float(f32.max)
         if X.size and float(np.max(np.abs(X))) > limit:
             raise ValueError(
                 f"X has values up to {float(np.max(np.abs(X))):g}, beyond the float32 range "
                 f"(±{limit:.3g}) the model is trained in; scale the data, e.g. with "
                 "sklearn.preprocessing.StandardScaler or MinMaxScaler."
             )
+        span = float(np.ptp(X)) if X.size else 0.0
+        if span > math.sqrt(limit):
+            raise ValueError(
+                f"X spans {span:.3g}: its squared reconstruction errors (and the automatic "
+                f"noise variance and kappa, which scale with the data's range) overflow "
+                f"float32 (above {limit:.3g}), the precision the model is trained in. "
+                "Scale the data, e.g. with sklearn.preprocessing.StandardScaler or MinMaxScaler."
+            )
+        in_unit_interval = X.size == 0 or (X.min() >= 0 and X.max() <= 1)
+        if (
+            not continuing
+            and self.noise_variance == "auto"
+            and not in_unit_interval
+            and 0 < span
+            and _DEFAULT_NOISE_VARIANCE * span**2 < float(f32.tiny)
+        ):
+            raise ValueError(
+                f"X spans only {span:.3g}: the automatic noise variance and kappa, which scale "
+                "with the data's range, underflow float32 (below "
+                f"{float(f32.tiny):.3g}), the precision the model is trained in. Scale the "
+                "data, e.g. with sklearn.preprocessing.StandardScaler, or set noise_variance "
+                "and kappa."
+            )
+        if not continuing:
+            self._check_float_params()
         likelihood = getattr(self, "likelihood_", None) if continuing else self.likelihood
         if likelihood == "bernoulli" and (X.min() < 0 or X.max() > 1):
             raise ValueError(
@@ -612,6 +658,35 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                 raise ValueError(
                     "schedule='geco' needs beta_init > 0 (β = 1/λ for a Lagrange "
                     f"multiplier λ), got beta_init={beta_init!r}."
+                )
+
+    def _check_float_params(self):
+        """``kappa`` and ``noise_variance`` must survive squaring and float32."""
+        if self.kappa != "auto":
+            try:
+                square = float(self.kappa) ** 2
+            except OverflowError:
+                square = math.inf
+            if not math.isfinite(square):
+                raise ValueError(
+                    f"kappa={self.kappa!r}: its square, the constraint threshold κ², is not "
+                    "finite in double precision. kappa is an RMS reconstruction error in data "
+                    "units: use a value on the scale of the data, or kappa='auto'."
+                )
+            if square == 0:
+                raise ValueError(
+                    f"kappa={self.kappa!r}: its square, the constraint threshold κ², "
+                    "underflows to 0, so the constraint could never be met. Use a value on "
+                    "the scale of the data, or kappa='auto'."
+                )
+        if self.noise_variance != "auto":
+            f32 = np.finfo(np.float32)
+            if not float(f32.tiny) <= float(self.noise_variance) <= float(f32.max):
+                raise ValueError(
+                    f"noise_variance={self.noise_variance!r} is outside the range of normal "
+                    f"float32 numbers [{float(f32.tiny):.3g}, {float(f32.max):.3g}], the "
+                    "precision the model is trained in. Scale the data and use a variance on "
+                    "its (squared) scale, or noise_variance='auto'."
                 )
 
     def _split_validation(self, X):
@@ -1327,7 +1402,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         Z : ndarray of shape (n_samples, n_components)
         """
         check_is_fitted(self)
-        if not isinstance(n_samples, Integral) or n_samples < 1:
+        if isinstance(n_samples, bool) or not isinstance(n_samples, Integral) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
         rng = check_random_state(self.random_state if random_state is None else random_state)
         gen = torch.Generator(device=self.device_).manual_seed(int(rng.randint(2**31 - 1)))

@@ -380,3 +380,36 @@ def test_constant_and_near_constant_data_train_to_a_sane_model(offset, likelihoo
     # (before the fix: -600 against +8 nats per row).
     assert scores["vhp"].mean() > scores["standard"].mean() - 5
     assert scores["vamp"].mean() > scores["standard"].mean() - 5
+
+
+# ------------------------------------------------------------ 9. raw errors
+@pytest.mark.parametrize(
+    "params, data, match",
+    [
+        (dict(kappa=1e200), None, "kappa=1e\\+200.*square.*not finite"),
+        (dict(kappa=1e-200), None, "kappa=1e-200.*square.*underflows"),
+        (dict(noise_variance=1e-50), None, "noise_variance=1e-50.*float32"),
+        (dict(noise_variance=1e50), None, "noise_variance=1e\\+50.*float32"),
+        (dict(), lambda X: X * 1e30, "spans [0-9.]+e\\+(29|30).*overflow float32.*Scale"),
+        (dict(), lambda X: (X - 0.5) * 1e-20, "spans only [0-9.]+e-2[01].*underflow.*Scale"),
+        (dict(n_components=True), None, "n_components.*bool"),
+        (dict(max_iter=True), None, "max_iter.*bool"),
+        (dict(n_importance=np.True_), None, "n_importance"),
+    ],
+)
+def test_fit_names_the_cause(X, params, data, match):
+    with pytest.raises(ValueError, match=match):
+        E(**params).fit(X if data is None else data(X))
+
+
+def test_tiny_positive_data_in_the_unit_interval_still_train(X):
+    est = E().fit(X * 1e-20)
+    assert np.isfinite(est.transform(X * 1e-20)).all()
+
+
+@pytest.mark.parametrize("n", [True, False, np.True_])
+@pytest.mark.parametrize("method", ["sample", "sample_latent"])
+def test_sample_rejects_booleans(fitted, method, n):
+    with pytest.raises(ValueError, match="n_samples must be a positive integer"):
+        getattr(fitted, method)(n)
+    assert getattr(fitted, method)(np.int64(2)).shape[0] == 2
