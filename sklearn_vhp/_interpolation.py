@@ -589,3 +589,26 @@ class ManifoldInterpolator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+    def __getstate__(self):
+        # The graph as plain arrays: skops.io then trusts nothing but this
+        # package's types (it does not trust scipy.sparse matrices by default).
+        state = dict(super().__getstate__())
+        graph = state.get("graph_")
+        if sp.issparse(graph):
+            state["graph_"] = {
+                "data": graph.data,
+                "indices": graph.indices,
+                "indptr": graph.indptr,
+                "shape": tuple(int(n) for n in graph.shape),
+            }
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        graph = state.get("graph_")
+        if isinstance(graph, dict):
+            state["graph_"] = sp.csr_matrix(
+                (graph["data"], graph["indices"], graph["indptr"]), shape=tuple(graph["shape"])
+            )
+        super().__setstate__(state)

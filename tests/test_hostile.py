@@ -413,3 +413,93 @@ def test_sample_rejects_booleans(fitted, method, n):
     with pytest.raises(ValueError, match="n_samples must be a positive integer"):
         getattr(fitted, method)(n)
     assert getattr(fitted, method)(np.int64(2)).shape[0] == 2
+
+
+# ------------------------------------------------------------ 10. persistence
+def _legacy_state(est):
+    """The state as sklearn-vhp saved it before it recorded versions (format 1)."""
+    import io
+
+    state = dict(est.__dict__)
+    buf = io.BytesIO()
+    torch.save({"module": est.module_.state_dict(), "optimizer": est._optimizer.state_dict()}, buf)
+    state["module_"] = buf.getvalue()
+    state["device_"] = str(est.device_)
+    state.pop("_optimizer")
+    return state
+
+
+def _load_state(state):
+    est = VHPEstimator.__new__(VHPEstimator)
+    est.__setstate__(state)
+    return est
+
+
+def test_pickle_carries_version_and_checksum_and_detects_damage(fitted, X):
+    import sklearn_vhp
+
+    state = fitted.__getstate__()
+    assert state["_sklearn_vhp_version"] == sklearn_vhp.__version__
+    assert isinstance(state["_weights_checksum"], str)
+    blob = pickle.dumps(fitted)
+    # Flip one byte inside a weight array of the pickle.
+    weight = fitted.module_.state_dict()["decoder.out.weight"].numpy().tobytes()
+    at = blob.index(weight) + len(weight) // 2
+    damaged = blob[:at] + bytes([blob[at] ^ 0xFF]) + blob[at + 1 :]
+    with pytest.raises(ValueError, match="weights .* are damaged.*checksum"):
+        pickle.loads(damaged)
+    # Damaged torch bytes of an old-format pickle: an error that says so.
+    legacy = _legacy_state(fitted)
+    legacy["module_"] = legacy["module_"][: len(legacy["module_"]) // 2]
+    with pytest.raises(ValueError, match="weights .* are damaged and cannot be read"):
+        _load_state(legacy)
+
+
+def test_old_and_incompatible_pickles(fitted, X):
+    # A format-1 pickle whose layout matches still loads, identically.
+    loaded = _load_state(_legacy_state(fitted))
+    np.testing.assert_array_equal(loaded.transform(X), fitted.transform(X))
+    # One from before the prior's standardisation existed: says so.
+    legacy = _legacy_state(fitted)
+    blob = torch.load(__import__("io").BytesIO(legacy["module_"]), weights_only=True)
+    del blob["module"]["prior.loc"]
+    buf = __import__("io").BytesIO()
+    torch.save(blob, buf)
+    legacy["module_"] = buf.getvalue()
+    with pytest.raises(ValueError, match="older than 0.1.0.dev0.*layout differs.*prior.loc"):
+        _load_state(legacy)
+    # One lacking what a warm start needs: says so at load, not at warm start.
+    legacy = _legacy_state(fitted)
+    del legacy["_seed_stream"]
+    with pytest.raises(ValueError, match="lacks _seed_stream.*Refit"):
+        _load_state(legacy)
+    # A newer state format.
+    state = fitted.__getstate__()
+    state["_state_format"] = 99
+    state["_sklearn_vhp_version"] = "9.0"
+    with pytest.raises(ValueError, match="saved by sklearn-vhp 9.0 in state format 99.*Upgrade"):
+        _load_state(state)
+
+
+@pytest.mark.parametrize("prior", ["vhp", "vamp"])
+def test_skops_round_trip_trusts_only_this_package(X, tmp_path, prior):
+    sio = pytest.importorskip("skops.io")
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(6)])
+    est = E(prior=prior, early_stopping=True, n_eval_samples=16).fit(frame)
+    interp = ManifoldInterpolator(est, prefit=True, n_nodes=30, n_neighbors=5, random_state=0)
+    interp.fit(frame)
+    for obj in (est, interp):
+        path = tmp_path / "model.skops"
+        sio.dump(obj, path)
+        untrusted = sio.get_untrusted_types(file=path)
+        assert untrusted and all(t.startswith("sklearn_vhp.") for t in untrusted), untrusted
+        loaded = sio.load(path, trusted=untrusted)
+        np.testing.assert_array_equal(loaded.transform(frame), obj.transform(frame))
+        if obj is est:
+            np.testing.assert_array_equal(loaded.score_samples(frame), est.score_samples(frame))
+            np.testing.assert_array_equal(loaded.sample(3), est.sample(3))
+            loaded.set_params(warm_start=True).fit(frame)  # and it trains on
+        else:
+            np.testing.assert_array_equal(
+                loaded.geodesic_distances(frame[:4]), obj.geodesic_distances(frame[:4])
+            )
