@@ -100,6 +100,9 @@ _INTEGER_PARAMS = (
     "n_iter_no_change",
 )
 
+#: Floats of importance-sampling noise ``score_samples`` draws at once (8 MiB).
+_NOISE_BLOCK_FLOATS = 2**20
+
 #: float64 copies of fitted modules for float64 inference, by module (see
 #: ``VHPEstimator._module_for``); an entry goes with its module.
 _FLOAT64_MODULES = weakref.WeakKeyDictionary()
@@ -1319,12 +1322,27 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         module = self._module_for(X.dtype)
         tdtype = torch.float32 if X.dtype == np.float32 else torch.float64
         dev, S = self.device_, self.n_eval_samples
-        gen = torch.Generator(device=dev).manual_seed(self._eval_seed)
-        # Drawn in float64 and rounded, so both precisions see the same noise.
-        kw = dict(generator=gen, device=dev, dtype=torch.float64)
-        eps_z = torch.randn(S, self._n_latent, **kw).to(tdtype)
-        n_aux = module.prior.n_aux
-        eps_aux = torch.randn(S, n_aux, **kw).to(tdtype) if n_aux else None
+        if isinstance(S, bool) or not isinstance(S, Integral) or S < 1:
+            raise ValueError(f"n_eval_samples must be a positive integer, got {S!r}.")
+        d, n_aux = self._n_latent, module.prior.n_aux
+        # The noise comes in fixed blocks of samples, each from its own seed,
+        # so that it never needs more than ~8 MiB at once (4e7 samples took
+        # 1.2 GB) and does not depend on the chunk sizes below. One block
+        # (S <= 2**20 / (d + n_aux), e.g. 13,107 samples for d = 40) is the
+        # noise of earlier versions, bit for bit.
+        block = max(1, _NOISE_BLOCK_FLOATS // (d + n_aux))
+        n_blocks = -(-S // block)
+
+        def noise(b):
+            gen = torch.Generator(device=dev).manual_seed(self._eval_seed + b)
+            size = min(block, S - b * block)
+            # Drawn in float64 and rounded, so both precisions see the same noise.
+            kw = dict(generator=gen, device=dev, dtype=torch.float64)
+            eps_z = torch.randn(size, d, **kw).to(tdtype)
+            eps_aux = torch.randn(size, n_aux, **kw).to(tdtype) if n_aux else None
+            return eps_z, eps_aux
+
+        first = noise(0) if n_blocks == 1 else None
         # Floats per (row, sample) pair: decoder activations and outputs.
         width = 3 * self.n_features_in_ + 2 * max(
             self._module_config["hidden_layer_sizes"], default=1
@@ -1355,10 +1373,12 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                 for r0 in range(0, X.shape[0], r_chunk):
                     x = _to_tensor(X[r0 : r0 + r_chunk], tdtype, dev)
                     acc = torch.full((x.shape[0],), -math.inf, dtype=torch.float64, device=dev)
-                    for s0 in range(0, S, s_chunk):
-                        aux = eps_aux[s0 : s0 + s_chunk] if n_aux else None
-                        log_w = module.log_weights(x, eps_z[s0 : s0 + s_chunk], aux, prior)
-                        acc = torch.logaddexp(acc, torch.logsumexp(log_w.double(), dim=1))
+                    for b in range(n_blocks):
+                        eps_z, eps_aux = first if first is not None else noise(b)
+                        for s0 in range(0, eps_z.shape[0], s_chunk):
+                            aux = eps_aux[s0 : s0 + s_chunk] if n_aux else None
+                            log_w = module.log_weights(x, eps_z[s0 : s0 + s_chunk], aux, prior)
+                            acc = torch.logaddexp(acc, torch.logsumexp(log_w.double(), dim=1))
                     out[r0 : r0 + x.shape[0]] = (acc - math.log(S)).cpu().numpy()
                     if bar is not None:
                         bar.update(x.shape[0])
@@ -1408,8 +1428,16 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         rng = check_random_state(self.random_state if random_state is None else random_state)
         gen = torch.Generator(device=self.device_).manual_seed(int(rng.randint(2**31 - 1)))
         module = self._module_for(np.float64)
+        # The prior's networks run on chunks of rows that fit in
+        # working_memory (800,000 rows at once peaked at 3.1 GB); the noise is
+        # drawn for all rows first, so the draws do not depend on the chunks.
+        cfg = self._module_config
+        width = 4 * sum(cfg["hidden_layer_sizes"]) + 6 * self._n_latent
+        if cfg["prior"] == "vamp":
+            width += self.n_features_in_ + getattr(module.encoder, "floats_per_row", 0)
         with torch.no_grad():
-            return module.sample_latent(n_samples, gen).cpu().numpy()
+            z = module.sample_latent(n_samples, gen, chunk=_working_rows(width))
+        return z.cpu().numpy()
 
     def sample(self, n_samples=1, random_state=None):
         """Generate data: decoder means of codes drawn from the learned prior.

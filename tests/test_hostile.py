@@ -503,3 +503,50 @@ def test_skops_round_trip_trusts_only_this_package(X, tmp_path, prior):
             np.testing.assert_array_equal(
                 loaded.geodesic_distances(frame[:4]), obj.geodesic_distances(frame[:4])
             )
+
+
+# ------------------------------------------------------------ 6. memory bounds
+@pytest.mark.parametrize("prior", ["vhp", "vamp", "standard"])
+def test_sample_and_score_samples_work_in_chunks_with_the_same_answer(X, prior, monkeypatch):
+    from sklearn import config_context
+
+    from sklearn_vhp._torch.networks import MLP
+
+    est = E(prior=prior, n_eval_samples=3000).fit(X)
+    big = est.sample(5000, random_state=0), est.score_samples(X[:3])
+    seen = []
+    forward = MLP.forward
+
+    def spy(self, x):
+        seen.append(x.shape[:-1].numel())
+        return forward(self, x)
+
+    monkeypatch.setattr(MLP, "forward", spy)
+    with config_context(working_memory=0.05):  # ~52 KB
+        small = est.sample(5000, random_state=0), est.score_samples(X[:3])
+    # Networks saw bounded batches: rows (x samples) far below 5000 (x 3000).
+    assert seen and max(seen) <= 1000
+    np.testing.assert_array_equal(small[0], big[0])
+    np.testing.assert_allclose(small[1], big[1], rtol=1e-12)
+
+
+def test_score_samples_noise_is_drawn_in_bounded_blocks(fitted, X, monkeypatch):
+    import sklearn_vhp._estimator as mod
+
+    ref = fitted.set_params(n_eval_samples=50).score_samples(X[:2])
+    sizes = []
+    randn = torch.randn
+
+    def spy(*args, **kwargs):
+        out = randn(*args, **kwargs)
+        sizes.append(out.numel())
+        return out
+
+    monkeypatch.setattr(mod.torch, "randn", spy)
+    monkeypatch.setattr(mod, "_NOISE_BLOCK_FLOATS", 40)  # blocks of 10 samples
+    blocked = fitted.score_samples(X[:2])
+    fitted.set_params(n_eval_samples=16)
+    assert sizes and max(sizes) <= 40
+    # Other noise than one block of 50 samples, the same estimate up to noise.
+    assert not np.array_equal(blocked, ref)
+    np.testing.assert_allclose(blocked, ref, atol=5.0)

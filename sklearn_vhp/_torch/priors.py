@@ -28,7 +28,7 @@ class StandardNormalPrior(nn.Module):
         """Exact ``log p(z)``, shape ``z.shape[:-1]`` (``eps`` is ignored)."""
         return standard_normal_log_prob(z)
 
-    def sample(self, n, generator, device=None, dtype=None):
+    def sample(self, n, generator, device=None, dtype=None, chunk=None):
         return torch.randn(n, self.n_components, generator=generator, device=device, dtype=dtype)
 
 
@@ -111,12 +111,22 @@ class HierarchicalPrior(nn.Module):
         """Mean and log-variance of ``q_Φ(ζ|z)``, each of shape ``(..., n_aux)``."""
         return self._q(z)
 
-    def sample(self, n, generator, device=None, dtype=None):
-        """Draw ``z`` by ancestral sampling: ``ζ ~ N(0, I)``, ``z ~ p(z|ζ)``."""
+    def sample(self, n, generator, device=None, dtype=None, chunk=None):
+        """Draw ``z`` by ancestral sampling: ``ζ ~ N(0, I)``, ``z ~ p(z|ζ)``.
+
+        The noise is drawn for all ``n`` rows first; the networks then run on
+        at most ``chunk`` rows at a time (all at once for ``None``), which
+        changes nothing in the result.
+        """
         zeta = torch.randn(n, self.n_aux, generator=generator, device=device, dtype=dtype)
-        mean, logvar = self._p(zeta)
-        noise = torch.randn(mean.shape, generator=generator, device=device, dtype=dtype)
-        return mean + torch.exp(0.5 * logvar) * noise
+        noise = torch.randn(n, self.n_components, generator=generator, device=device, dtype=dtype)
+        out = torch.empty_like(noise)
+        step = n if chunk is None else max(1, int(chunk))
+        for start in range(0, n, step):
+            rows = slice(start, start + step)
+            mean, logvar = self._p(zeta[rows])
+            out[rows] = mean + torch.exp(0.5 * logvar) * noise[rows]
+        return out
 
 
 class VampPrior(nn.Module):
@@ -215,14 +225,25 @@ class VampPrior(nn.Module):
             mean, logvar = (t.to(torch.float64) for t in self.components())
         yield FrozenVampPrior(mean, logvar)
 
-    def sample(self, n, generator, device=None, dtype=None):
-        """Draw a component ``k`` uniformly, then ``z ~ q(z|u_k)``."""
-        k = torch.randint(
-            self.pseudo_inputs.shape[0], (n,), generator=generator, device=self.pseudo_inputs.device
+    def sample(self, n, generator, device=None, dtype=None, chunk=None):
+        """Draw a component ``k`` uniformly, then ``z ~ q(z|u_k)``.
+
+        The noise is drawn for all ``n`` rows first; the encoder then runs on
+        at most ``chunk`` rows at a time (all at once for ``None``).
+        """
+        p = self.pseudo_inputs
+        k = torch.randint(p.shape[0], (n,), generator=generator, device=p.device)
+        noise = torch.randn(
+            n, self.n_components, generator=generator, device=p.device, dtype=p.dtype
         )
-        mean, logvar = self._encoder(self.inputs()[k])
-        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        return mean + torch.exp(0.5 * logvar) * noise
+        inputs = self.inputs()
+        out = torch.empty_like(noise)
+        step = n if chunk is None else max(1, int(chunk))
+        for start in range(0, n, step):
+            rows = slice(start, start + step)
+            mean, logvar = self._encoder(inputs[k[rows]])
+            out[rows] = mean + torch.exp(0.5 * logvar) * noise[rows]
+        return out
 
 
 class FrozenVampPrior:

@@ -205,6 +205,7 @@ class VAE(nn.Module):
     def decode_mean(self, z):
         return self.likelihood.mean(self.decoder(z))
 
-    def sample_latent(self, n, generator):
+    def sample_latent(self, n, generator, chunk=None):
+        """``n`` draws from the prior; its networks see at most ``chunk`` rows at once."""
         ref = self._ref
-        return self.prior.sample(n, generator, device=ref.device, dtype=ref.dtype)
+        return self.prior.sample(n, generator, device=ref.device, dtype=ref.dtype, chunk=chunk)
