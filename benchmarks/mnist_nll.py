@@ -67,6 +67,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn_vhp import VHPEstimator
 from sklearn_vhp.datasets import load_binarized_mnist
 
+#: The project's shared data, beside the checkout (the --data-home default).
+_SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
 #: The paper's Table 2, static MNIST, test NLL with 5000 importance samples.
 PAPER_TEST_NLL = {"rewo": 82.74, "geco": 96.32, "vamp": 84.02, "iwae1": 84.46, "iwae2": 82.83}
 
@@ -239,7 +242,13 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-home", default=None)
+    parser.add_argument(
+        "--data-home",
+        type=Path,
+        # The project's shared data beside the checkout; the library's own
+        # default (scikit-learn's data home) otherwise.
+        default=_SHARED_DATA if _SHARED_DATA.is_dir() else None,
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument(
         "--merge",

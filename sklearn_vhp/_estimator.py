@@ -295,7 +295,9 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         Seeds initialisation, mini-batches and all sampling, through a local
         ``torch.Generator`` (the global seed is left alone).
     verbose : int, default=0
-        ``> 0`` shows a progress bar with the phase, ``β`` and ``Ĉ_t``.
+        ``> 0`` shows a progress bar with the phase, ``β`` and ``Ĉ_t``;
+        ``>= 2`` also prints one line per epoch (mean loss, ``Ĉ_t``, ``β``,
+        phase, step size and, with early stopping, the validation score).
     warm_start : bool, default=False
         Continue training the fitted model (and its schedule) on ``fit``.
         ``history_`` is appended to, ``β`` and ``Ĉ_t`` carry on, and so does
@@ -559,6 +561,10 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         else:
             if self.early_stopping and not hasattr(self, "_validation_seed"):
                 self._validation_seed = int(self._seed_stream.randint(2**31 - 1))
+            if not self.early_stopping:
+                # Scores of earlier fits would describe another training run.
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
             X_train, X_val = self._split_validation(X)
         device = self.device_
         data = _to_tensor(X_train, torch.float32, device)
@@ -912,6 +918,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         epochs_done = 0
         sync_every = self._sync_every or _HOST_SYNC_EVERY.get(device.type, _HOST_SYNC_EVERY["gpu"])
         epoch = self.n_iter_ + 1
+        last_epoch = self.n_iter_ + self.max_iter
         bar = None
         if self.verbose:
             from tqdm.auto import tqdm
@@ -972,6 +979,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                 failures = 0
                 score = self._validation_score(val) if early else None
                 snapshot = self._snapshot()
+                prev_mark = mark
                 self.n_iter_, mark = epoch, len(stats)
                 epochs_done += 1
                 if early:
@@ -990,6 +998,17 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                     if early:
                         postfix["val"] = f"{score:.4g}"
                     bar.set_postfix(postfix)
+                if self.verbose >= 2:
+                    losses = [row[0] for row in stats[prev_mark:mark]]
+                    line = (
+                        f"Epoch {epoch}/{last_epoch}: "
+                        f"loss={np.mean(losses) if losses else math.nan:.6g}, "
+                        f"C={_or_nan(schedule.constraint_avg):.4g}, "
+                        f"beta={schedule.beta:.4g}, phase={schedule.phase}, lr={lr:.3g}"
+                    )
+                    if early:
+                        line += f", validation={score:.6g}"
+                    print(line, flush=True)
                 if early and no_improvement > self.n_iter_no_change:
                     if self.verbose:
                         print(
@@ -1751,6 +1770,10 @@ def _make_adam(module, lr):
         return torch.optim.Adam(module.parameters(), lr=lr, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.Adam(module.parameters(), lr=lr)
+
+
+def _or_nan(value):
+    return math.nan if value is None else value
 
 
 def _to_tensor(a, dtype, device):

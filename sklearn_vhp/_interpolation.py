@@ -148,6 +148,31 @@ def _resolve_neighbors(method, n_nodes, n_dims):
     return "pynndescent"
 
 
+def _check_edge_power(edge_power, lengths, n_nodes):
+    """Refuse an ``edge_power`` whose path costs float64 cannot represent.
+
+    ``length ** edge_power`` of the graph's edges must stay a normal positive
+    float (no underflow to 0, which made every geodesic distance 0 at
+    ``edge_power=1e3``) and a path of ``n_nodes`` of them must not overflow.
+    """
+    finfo = np.finfo(np.float64)
+    lengths = np.asarray(lengths, dtype=np.float64)
+    lengths = lengths[(lengths > finfo.tiny) & (lengths != 1.0)]  # tiny: duplicate nodes
+    if lengths.size == 0 or edge_power == 1:
+        return
+    logs = np.log(lengths)
+    bound = np.where(logs < 0, np.log(finfo.tiny), np.log(finfo.max / max(1, n_nodes)))
+    limit = float(np.min(bound / logs))
+    if edge_power > limit:
+        short, long_ = float(lengths.min()), float(lengths.max())
+        raise ValueError(
+            f"edge_power={edge_power!r} is too large for this graph: its edge lengths "
+            f"range from {short:.3g} to {long_:.3g}, and length ** edge_power would "
+            "underflow to 0 or overflow in double precision, so every path would cost 0 "
+            f"(or inf). Use edge_power at most {limit:.3g} here."
+        )
+
+
 def _euclidean(a, b):
     """Euclidean distances between the rows of ``a`` and ``b`` (exact zeros)."""
     a = np.asarray(a, dtype=np.float64)
@@ -377,8 +402,13 @@ class ManifoldInterpolator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
                 self.n_jobs,
                 rng.randint(np.iinfo(np.int32).max),
             )
+        graph = _symmetric_knn_graph(indices, distances, self.n_nodes)
+        _check_edge_power(self.edge_power, graph.data, self.n_nodes)
         self.nodes_ = nodes
-        self.graph_ = _symmetric_knn_graph(indices, distances, self.n_nodes)
+        self.graph_ = graph
+        # What the graph was built with: read by every method after fit
+        # (parameters changed later do not apply to this graph).
+        self._fitted_settings = {"edge_power": self.edge_power, "n_neighbors": self.n_neighbors}
         self.neighbors_ = method
         self.n_connected_components_ = int(
             connected_components(self.graph_, directed=False, return_labels=False)
@@ -400,7 +430,7 @@ class ManifoldInterpolator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        return self.estimator_.transform(X)
+        return self.estimator_.transform(self._for_estimator(X))
 
     def inverse_transform(self, Z):
         """Decode latent codes to data space (decoder means).
@@ -422,19 +452,36 @@ class ManifoldInterpolator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
     def _n_features_out(self):
         return self.nodes_.shape[1]
 
+    def _setting(self, name):
+        """A setting of the fitted graph (the parameter, for older pickles)."""
+        return getattr(self, "_fitted_settings", {}).get(name, getattr(self, name))
+
+    def _for_estimator(self, X):
+        """Validated rows as the wrapped estimator was fitted: with its feature
+        names when it has them, so that it does not warn about their absence."""
+        names = getattr(self.estimator_, "feature_names_in_", None)
+        if names is None or len(names) != X.shape[1]:
+            return X
+        import pandas as pd  # the estimator was fitted on a DataFrame
+
+        return pd.DataFrame(X, columns=names, copy=False)
+
     def _encode_points(self, X, name):
         if np.ndim(X) == 1:
-            X = np.asarray(X).reshape(1, -1)
+            if hasattr(X, "to_frame"):  # a pandas Series: one row, named by its index
+                X = X.to_frame().T
+            else:
+                X = np.asarray(X).reshape(1, -1)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         if name is not None and X.shape[0] != 1:
             raise ValueError(
                 f"{name} must be a single sample (a 1-D array or one row); got {X.shape[0]} rows."
             )
-        return np.asarray(self.estimator_.transform(X))
+        return np.asarray(self.estimator_.transform(self._for_estimator(X)))
 
     def _link(self, z):
         """Nearest graph nodes of each latent point: (indices, distances)."""
-        k = min(self.n_neighbors, self.nodes_.shape[0])
+        k = min(self._setting("n_neighbors"), self.nodes_.shape[0])
         dist = _euclidean(z, self.nodes_)
         idx = np.argpartition(dist, k - 1, axis=1)[:, :k]
         d = np.take_along_axis(dist, idx, axis=1)
@@ -475,7 +522,8 @@ class ManifoldInterpolator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
 
     def _cost(self, lengths):
         """Path cost of edges of these Euclidean lengths (``length ** edge_power``)."""
-        return lengths if self.edge_power == 1 else lengths**self.edge_power
+        power = self._setting("edge_power")
+        return lengths if power == 1 else lengths**power
 
     def _geodesic(self, z_from, z_to):
         """Graph path costs and the best final hop between two sets of codes."""
@@ -499,7 +547,8 @@ class ManifoldInterpolator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         return ValueError(
             f"{what} are not connected in the latent k-nearest-neighbour graph "
             f"({self.n_connected_components_} connected components with "
-            f"n_neighbors={self.n_neighbors}, n_nodes={self.n_nodes}). Increase "
+            f"n_neighbors={self._setting('n_neighbors')}, n_nodes={self.nodes_.shape[0]}). "
+            "Increase "
             "n_neighbors or n_nodes so that the graph covers the path."
         )
 
@@ -577,7 +626,7 @@ class ManifoldInterpolator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         z_y = z_x if Y is None else self._encode_points(Y, None)
         # One Dijkstra run per row of X; bound the (rows, nodes) and
         # (rows, n_samples_Y, n_neighbors) work arrays to ~2**24 floats.
-        width = max(self.nodes_.shape[0], z_y.shape[0] * self.n_neighbors)
+        width = max(self.nodes_.shape[0], z_y.shape[0] * self._setting("n_neighbors"))
         chunk = max(1, _GEODESIC_BLOCK // width)
         out = np.empty((z_x.shape[0], z_y.shape[0]))
         for start in range(0, z_x.shape[0], chunk):

@@ -12,11 +12,13 @@ from sklearn_vhp.datasets import load_binarized_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "mnist_nll.py"
+# Where the script looks by default (the project's shared data).
+SHARED = ROOT.parent / "shared" / "data"
 
 
 def _have_static_mnist():
     try:
-        load_binarized_mnist("valid")
+        load_binarized_mnist("valid", data_home=SHARED)
     except FileNotFoundError:
         return False
     return True

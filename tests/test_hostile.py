@@ -550,3 +550,69 @@ def test_score_samples_noise_is_drawn_in_bounded_blocks(fitted, X, monkeypatch):
     # Other noise than one block of 50 samples, the same estimate up to noise.
     assert not np.array_equal(blocked, ref)
     np.testing.assert_allclose(blocked, ref, atol=5.0)
+
+
+def test_huge_edge_power_is_refused_not_silently_zero(X):
+    interp = ManifoldInterpolator(E(), n_nodes=30, n_neighbors=5, edge_power=1e3, random_state=0)
+    with pytest.raises(ValueError, match="edge_power=1000.0 .*(overflow|underflow).*at most"):
+        interp.fit(X)
+    ok = ManifoldInterpolator(E(), n_nodes=30, n_neighbors=5, edge_power=2.0, random_state=0)
+    ok.fit(X)
+    D = ok.geodesic_distances(X[:5])
+    assert np.all(D[~np.eye(5, dtype=bool)] > 0)
+    # Parameters changed after fit are not read: the fitted graph's settings are.
+    path = ok.interpolate(X[0], X[1])
+    ok.set_params(edge_power=1e3, n_neighbors=1)
+    np.testing.assert_array_equal(ok.geodesic_distances(X[:5]), D)
+    np.testing.assert_array_equal(ok.interpolate(X[0], X[1]).nodes, path.nodes)
+
+
+def test_no_spurious_feature_name_warnings(X):
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(6)])
+    est = E().fit(frame)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*feature names")
+        interp = ManifoldInterpolator(est, prefit=True, n_nodes=30, n_neighbors=5).fit(frame)
+        interp.transform(frame)
+        interp.interpolate(frame.iloc[0], frame.iloc[1])  # Series rows
+        interp.interpolate(frame.iloc[[0]], frame.iloc[[1]])
+        interp.geodesic_distances(frame[:3], frame[3:5])
+        unprefit = ManifoldInterpolator(E(), n_nodes=30, n_neighbors=5).fit(frame)
+        unprefit.interpolate(frame.iloc[0], frame.iloc[1])
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        interp.transform(X)  # the warning is still given where it is due
+
+
+def test_turning_early_stopping_off_clears_validation_scores(X):
+    est = E(early_stopping=True, warm_start=True).fit(X)
+    assert len(est.validation_scores_) == 1 and est.best_validation_score_ is not None
+    est.set_params(early_stopping=False).fit(X)
+    assert est.validation_scores_ is None and est.best_validation_score_ is None
+
+
+def test_verbose_2_prints_a_line_per_epoch(X, capsys):
+    E(max_iter=3, verbose=1).fit(X)
+    one = capsys.readouterr()
+    E(max_iter=3, verbose=2).fit(X)
+    two = capsys.readouterr()
+    lines = [ln for ln in two.out.splitlines() if ln.startswith("Epoch ")]
+    assert len(lines) == 3 and "loss" in lines[0] and "beta" in lines[0]
+    assert not [ln for ln in one.out.splitlines() if ln.startswith("Epoch ")]
+
+
+def test_mnist_default_data_home_follows_sklearn(monkeypatch, tmp_path):
+    from sklearn_vhp.datasets import load_binarized_mnist
+
+    monkeypatch.setenv("SCIKIT_LEARN_DATA", str(tmp_path / "skl"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path.parent / "shared" / "data").mkdir(parents=True, exist_ok=True)
+    expected = tmp_path / "skl" / "sklearn_vhp" / "binarized_mnist_valid.npz"
+    with pytest.raises(FileNotFoundError) as info:
+        load_binarized_mnist("valid")
+    assert str(expected) in str(info.value)
+    assert "shared" not in str(info.value)  # nothing relative to the working directory
+    rng = np.random.RandomState(0)
+    Xb = (rng.rand(3, 784) > 0.5).astype(np.uint8)
+    expected.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(expected, X=np.packbits(Xb, axis=1))
+    np.testing.assert_array_equal(load_binarized_mnist("valid"), Xb)

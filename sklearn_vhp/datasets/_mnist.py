@@ -10,13 +10,16 @@ _SPLITS = ("train", "valid", "test")
 
 
 def _default_data_homes():
-    env = os.environ.get("SKLEARN_VHP_DATA")
-    homes = [Path(env)] if env else []
-    homes.append(Path.home() / "sklearn_vhp_data")
-    # A checkout beside the project's shared data (development layout).
-    homes.append(Path(__file__).resolve().parents[3] / "shared" / "data")
-    homes.append(Path.cwd() / ".." / "shared" / "data")
-    return homes
+    """Where the loaders look without ``data_home``: scikit-learn's convention.
+
+    ``sklearn.datasets.get_data_home()`` (``$SCIKIT_LEARN_DATA``, else
+    ``~/scikit_learn_data``) / ``sklearn_vhp``, the folder the ``fetch_*``
+    functions of this package cache into. Nothing relative to the working
+    directory: a library default must not depend on where Python was started.
+    """
+    from sklearn.datasets import get_data_home
+
+    return [Path(get_data_home()) / "sklearn_vhp"]
 
 
 @validate_params(
@@ -37,9 +40,9 @@ def load_binarized_mnist(split="train", data_home=None):
     split : {"train", "valid", "test"}, default="train"
         Which split: 50,000, 10,000 and 10,000 rows.
     data_home : str or path-like, default=None
-        Folder holding the files. By default ``$SKLEARN_VHP_DATA``, then
-        ``~/sklearn_vhp_data``, then a ``shared/data`` folder beside the
-        source checkout are searched.
+        Folder holding the files. By default the ``sklearn_vhp`` folder of
+        scikit-learn's data home, :func:`sklearn.datasets.get_data_home`
+        (``$SCIKIT_LEARN_DATA``, else ``~/scikit_learn_data``).
 
     Returns
     -------

@@ -45,9 +45,9 @@ def load_omniglot(split="train", data_home=None):
     split : {"train", "test"}, default="train"
         ``"train"`` reads the file's ``data``, ``"test"`` its ``testdata``.
     data_home : str or path-like, default=None
-        Folder holding ``chardata.mat``. By default ``$SKLEARN_VHP_DATA``,
-        then ``~/sklearn_vhp_data``, then a ``shared/data`` folder beside the
-        source checkout are searched.
+        Folder holding ``chardata.mat``. By default the ``sklearn_vhp`` folder
+        of scikit-learn's data home, :func:`sklearn.datasets.get_data_home`
+        (``$SCIKIT_LEARN_DATA``, else ``~/scikit_learn_data``).
 
     Returns
     -------
