@@ -1,10 +1,14 @@
-"""Property-based tests (hypothesis): β schedules and input validation."""
+"""Property-based tests (hypothesis): β schedules, input validation, hostile use."""
 
+import contextlib
+import copy
 import math
+import threading
 import warnings
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -151,3 +155,158 @@ def test_predict_methods_raise_only_value_or_type_errors(fitted, X, method):
         except (ValueError, TypeError):
             return
         assert out.shape == (X.shape[0], 2) and np.isfinite(out).all()
+
+
+# ------------------------------------ hostile use of fitted models (issue 14)
+# Any layout, dtype, container, grad mode, thread count and parameter change
+# between fit and predict must give the answer of the contiguous float64 copy
+# (float32: within rounding), respect the fitted widths, and a failed call
+# must leave the model as it was.
+HOSTILE = dict(hidden_layer_sizes=(8,), max_iter=1, n_eval_samples=8, random_state=0,
+               device="cpu")  # fmt: skip
+HOSTILE_SETTINGS = settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+@pytest.fixture(scope="module")
+def hostile_models():
+    X = np.random.RandomState(0).rand(40, 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return X, {p: VHPEstimator(prior=p, **HOSTILE).fit(X) for p in ("vhp", "vamp", "standard")}
+
+
+@st.composite
+def layouts(draw, base):
+    """A view of ``base`` in a drawn layout, and its contiguous float64 copy."""
+    A = base
+    if draw(st.booleans()):
+        A = A[::-1]
+    if draw(st.booleans()):
+        A = A[:, ::-1]
+    step = draw(st.integers(1, 3))
+    A = A[::step]
+    if draw(st.booleans()):
+        A = np.asfortranarray(A)
+    dtype = draw(st.sampled_from([np.float64, np.float32]))
+    A = A.astype(dtype, copy=False)
+    ref = np.ascontiguousarray(A, dtype=np.float64)
+    container = draw(st.sampled_from(["ndarray", "DataFrame", "read-only"]))
+    if container == "DataFrame":
+        pd = pytest.importorskip("pandas")
+        A = pd.DataFrame(A)
+    elif container == "read-only":
+        A = np.lib.stride_tricks.as_strided(A, writeable=False)
+    return A, ref, dtype
+
+
+GRAD_MODES = {
+    "enabled": contextlib.nullcontext,
+    "no_grad": torch.no_grad,
+    "inference_mode": torch.inference_mode,
+    "set_grad_enabled(False)": lambda: torch.set_grad_enabled(False),
+}
+STRUCTURAL_CHANGES = [
+    {}, dict(n_components=3), dict(prior="standard"), dict(likelihood="bernoulli"),
+    dict(hidden_layer_sizes=(3, 3)), dict(n_eval_samples=8, verbose=0),
+    dict(architecture="conv", image_shape=(1, 5)),
+]  # fmt: skip
+
+
+def _run_in_threads(fn, n_threads):
+    if n_threads == 1:
+        return [fn()]
+    out, errors = [None] * n_threads, []
+
+    def work(i):
+        try:
+            out[i] = fn()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    return out
+
+
+@HOSTILE_SETTINGS
+@given(
+    data=st.data(),
+    prior=st.sampled_from(["vhp", "vamp", "standard"]),
+    method=st.sampled_from(["transform", "score_samples", "inverse_transform"]),
+    mode=st.sampled_from(sorted(GRAD_MODES)),
+    change=st.sampled_from(STRUCTURAL_CHANGES),
+    n_threads=st.integers(1, 3),
+)
+def test_any_layout_mode_thread_or_parameter_gives_the_reference_answer(
+    hostile_models, data, prior, method, mode, change, n_threads
+):
+    X, models = hostile_models
+    est = copy.deepcopy(models[prior])
+    base = X if method != "inverse_transform" else est.transform(X)
+    A, ref, dtype = data.draw(layouts(base))
+    expected = getattr(est, method)(ref)
+    est.set_params(**change)
+    with GRAD_MODES[mode]():
+        results = _run_in_threads(lambda: getattr(est, method)(A), n_threads)
+    assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+    width = {"transform": (2,), "score_samples": (), "inverse_transform": (5,)}[method]
+    for got in results:
+        assert got.shape == (ref.shape[0], *width)
+        if dtype == np.float64:
+            np.testing.assert_array_equal(got, expected)
+        else:
+            assert got.dtype == (np.float64 if method == "score_samples" else np.float32)
+            np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3)
+        np.testing.assert_array_equal(got, results[0])  # threads agree bit for bit
+
+
+def _observable(est, X):
+    return (est.n_features_in_, est.n_iter_, est.transform(X), est.score_samples(X[:3]),
+            est.sample(2, random_state=0), list(est.get_feature_names_out()))  # fmt: skip
+
+
+BAD_CALLS = {
+    "fit: too few rows for early stopping": lambda e, X: e.set_params(early_stopping=True).fit(
+        X[:3, :2]
+    ),
+    "fit: NaN": lambda e, X: e.fit(np.where(X > 0.5, np.nan, X)),
+    "warm start: other width": lambda e, X: e.set_params(warm_start=True).fit(X[:, :3]),
+    "warm start: structural change": lambda e, X: e.set_params(
+        warm_start=True, n_components=4
+    ).fit(X),
+    "fit: kappa overflow": lambda e, X: e.set_params(kappa=1e200).fit(X),
+    "fit: bool n_components": lambda e, X: e.set_params(n_components=True).fit(X),
+    "transform: other width": lambda e, X: e.transform(X[:, :3]),
+    "score_samples: inf": lambda e, X: e.score_samples(np.full_like(X, np.inf)),
+    "inverse_transform: other width": lambda e, X: e.inverse_transform(X),
+    "sample: bool": lambda e, X: e.sample(True),
+}
+
+
+@HOSTILE_SETTINGS
+@given(
+    prior=st.sampled_from(["vhp", "vamp", "standard"]),
+    call=st.sampled_from(sorted(BAD_CALLS)),
+    mode=st.sampled_from(sorted(GRAD_MODES)),
+)
+def test_a_failed_call_changes_nothing(hostile_models, prior, call, mode):
+    X, models = hostile_models
+    est = copy.deepcopy(models[prior])
+    params = est.get_params()
+    before = _observable(est, X)
+    with GRAD_MODES[mode]():
+        with pytest.raises((ValueError, TypeError)):
+            BAD_CALLS[call](est, X)
+    est.set_params(**params)
+    after = _observable(est, X)
+    assert before[:2] == after[:2] and before[5] == after[5]
+    for a, b in zip(before[2:5], after[2:5]):
+        np.testing.assert_array_equal(a, b)
