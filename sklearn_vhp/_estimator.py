@@ -1530,7 +1530,9 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             z_activity=z_activity,
             z_active=z_activity > threshold,
             n_active_z=int(np.sum(z_activity > threshold)),
-            z_kl=out[:, d : 2 * d].mean(axis=0) if self._module_config["prior"] == "standard" else None,
+            z_kl=out[:, d : 2 * d].mean(axis=0)
+            if self._module_config["prior"] == "standard"
+            else None,
             zeta_activity=None,
             zeta_active=None,
             n_active_zeta=None,
@@ -1579,9 +1581,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         state["_sklearn_vhp_version"] = __version__
         state["_state_format"] = _STATE_FORMAT
         if "module_" in state:
-            weights = {
-                k: v.detach().cpu().numpy() for k, v in self.module_.state_dict().items()
-            }
+            weights = {k: v.detach().cpu().numpy() for k, v in self.module_.state_dict().items()}
             opt = self._optimizer.state_dict()
             optimizer = {
                 "state": {

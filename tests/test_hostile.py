@@ -125,8 +125,9 @@ def test_fit_trains_whatever_the_grad_mode_and_restores_it(X, mode):
         np.testing.assert_array_equal(est.transform(X), ref.transform(X))
         est.set_params(warm_start=True).fit(X)  # a warm start too
     assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
-    np.testing.assert_array_equal(est.history_["loss"][: len(ref.history_["loss"])],
-                                  ref.history_["loss"])
+    np.testing.assert_array_equal(
+        est.history_["loss"][: len(ref.history_["loss"])], ref.history_["loss"]
+    )
     # A model fitted (or loaded) in inference mode trains on outside it.
     with torch.inference_mode():
         loaded = pickle.loads(pickle.dumps(ref))

@@ -279,9 +279,9 @@ BAD_CALLS = {
     ),
     "fit: NaN": lambda e, X: e.fit(np.where(X > 0.5, np.nan, X)),
     "warm start: other width": lambda e, X: e.set_params(warm_start=True).fit(X[:, :3]),
-    "warm start: structural change": lambda e, X: e.set_params(
-        warm_start=True, n_components=4
-    ).fit(X),
+    "warm start: structural change": lambda e, X: e.set_params(warm_start=True, n_components=4).fit(
+        X
+    ),
     "fit: kappa overflow": lambda e, X: e.set_params(kappa=1e200).fit(X),
     "fit: bool n_components": lambda e, X: e.set_params(n_components=True).fit(X),
     "transform: other width": lambda e, X: e.transform(X[:, :3]),

@@ -1,6 +1,5 @@
 """Reliability: bad input, divergence, interruption, persistence, early stopping."""
 
-import io
 import pickle
 import warnings
 
