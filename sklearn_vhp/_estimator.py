@@ -216,7 +216,8 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         ``objective="iwae"``: samples of the IWAE bound (see ``objective``).
     n_eval_samples : int, default=1000
         Importance samples per row in :meth:`score_samples` (the paper
-        reports 5000).
+        reports 5000). A setting of the call: read when ``score_samples``
+        runs, so it may be changed on a fitted model.
     likelihood : {"auto", "bernoulli", "gaussian"}, default="auto"
         ``"auto"`` picks Bernoulli when every value is 0 or 1.
     noise_variance : float or "auto", default="auto"
@@ -304,7 +305,11 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         the step size ``learning_rate_`` unless ``learning_rate`` was changed.
         A fit stopped by Ctrl-C (``KeyboardInterrupt``) keeps the model after
         its last completed epoch (with a warning), so a warm-started ``fit``
-        continues from there.
+        continues from there. A warm start refuses (``ValueError``) a change
+        of a parameter the fitted model fixes (its networks, likelihood,
+        device, schedule and the schedule's settings) instead of ignoring it;
+        set ``warm_start=False`` to fit a new model with it. A ``fit`` that
+        fails before training starts leaves the estimator as it was.
 
     Attributes
     ----------
