@@ -82,9 +82,28 @@ class REWOSchedule(BetaSchedule):
 
     so ``β`` falls while the constraint is violated and rises toward 1 while
     it holds; it never exceeds 1 and never falls below ``BETA_MIN``.
+
+    With ``plateau_window`` (the estimator's ``kappa="auto"``), ``kappa`` is
+    only the first way out of the initial phase: the phase also ends when
+    ``Ĉ_t`` stops falling — less than ``plateau_tol`` (relative) below its
+    value ``plateau_window`` iterations earlier, checked every
+    ``plateau_window`` iterations — and then ``κ²`` becomes
+    ``plateau_margin · Ĉ_t``, a tolerance the model has shown it can meet.
+    ``kappa`` then holds the value in force.
     """
 
-    def __init__(self, kappa, *, nu=5.0, tau=3.0, alpha=0.99, beta_init=1e-3):
+    def __init__(
+        self,
+        kappa,
+        *,
+        nu=5.0,
+        tau=3.0,
+        alpha=0.99,
+        beta_init=1e-3,
+        plateau_window=None,
+        plateau_tol=0.1,
+        plateau_margin=1.5,
+    ):
         super().__init__(alpha=alpha)
         self.kappa = kappa
         self.nu = nu
@@ -92,12 +111,30 @@ class REWOSchedule(BetaSchedule):
         self.beta_init = beta_init
         self.beta = float(beta_init)
         self.phase = "initial"
+        self.plateau_window = plateau_window
+        self.plateau_tol = plateau_tol
+        self.plateau_margin = plateau_margin
+        self.t = 0
+        self.plateau_ref = None  # Ĉ at the start of the current window
+
+    def _plateau(self, c_hat):
+        """Whether ``Ĉ_t`` stopped falling (checked once per window)."""
+        if self.plateau_window is None:
+            return False
+        self.t += 1
+        if self.t % self.plateau_window:
+            return False
+        ref, self.plateau_ref = self.plateau_ref, c_hat
+        return ref is not None and c_hat > (1.0 - self.plateau_tol) * ref
 
     def step(self, constraint):
         c_hat = self._update_average(constraint)
         delta = c_hat - self.kappa**2
         if self.phase == "initial":
             if delta < 0:
+                self.phase = "main"
+            elif self._plateau(c_hat):
+                self.kappa = math.sqrt(self.plateau_margin * c_hat)
                 self.phase = "main"
             return
         step = self.nu * rewo_f(self.beta, delta, self.tau) * delta  # log β increment

@@ -74,3 +74,35 @@ def test_warmup_linear():
         s.step(0.0)
         betas.append(s.beta)
     assert betas[4] == pytest.approx(0.5) and betas[9] == 1.0 and betas[-1] == 1.0
+
+
+def test_rewo_plateau_ends_the_initial_phase_with_a_reachable_kappa():
+    # kappa = 0.1 (κ² = 0.01) is out of reach: C levels off at 0.05.
+    s = REWOSchedule(kappa=0.1, alpha=0.0, plateau_window=10, plateau_tol=0.1, plateau_margin=1.5)
+    for t in range(19):
+        s.step(0.05)
+        assert s.phase == "initial", t  # the first window only sets the reference
+    s.step(0.05)  # end of the second window: no 10 % fall, a plateau
+    assert s.phase == "main" and s.train_prior
+    assert s.kappa == pytest.approx(math.sqrt(1.5 * 0.05))
+    for _ in range(5000):  # C = 0.05 < κ² = 0.075 now: β rises to 1
+        s.step(0.05)
+    assert s.beta == pytest.approx(1.0, abs=1e-3)
+
+
+def test_rewo_no_plateau_while_the_error_keeps_falling():
+    s = REWOSchedule(kappa=0.01, alpha=0.0, plateau_window=10, plateau_tol=0.1)
+    c = 1.0
+    for _ in range(200):
+        c *= 0.98  # 18 % lower every window
+        s.step(c)
+    assert s.phase == "initial" and s.kappa == 0.01
+    s.step(1e-5)  # κ² reached first: the switch keeps κ
+    assert s.phase == "main" and s.kappa == 0.01
+
+
+def test_rewo_without_plateau_window_keeps_a_fixed_kappa():
+    s = REWOSchedule(kappa=0.1, alpha=0.0)
+    for _ in range(10000):
+        s.step(0.05)
+    assert s.phase == "initial" and s.kappa == 0.1
