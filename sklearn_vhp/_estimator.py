@@ -29,10 +29,20 @@ from threadpoolctl import threadpool_limits
 from . import _schedules
 from ._torch.factory import build_vae
 
-#: Default REWO tolerance ``κ`` (an RMS error per element) by likelihood.
+#: Default REWO tolerance ``κ`` (an RMS error per element, in units of the
+#: data's scale) by likelihood: the first way out of REWO's initial phase.
 _DEFAULT_KAPPA = {"gaussian": 0.05, "bernoulli": 0.2}
-#: Default fixed variance of the Gaussian likelihood.
+#: Training variance of the Gaussian likelihood, in units of the squared scale.
 _DEFAULT_NOISE_VARIANCE = 0.01
+#: ``kappa="auto"``: REWO's initial phase also ends when ``Ĉ_t`` fell by less
+#: than ``plateau_tol`` over a window of iterations (an eighth of the budget,
+#: within ``_PLATEAU_WINDOW``); κ² is then ``plateau_margin`` times ``Ĉ_t``.
+_AUTO_KAPPA_PLATEAU = {"plateau_tol": 0.1, "plateau_margin": 1.5}
+_PLATEAU_WINDOW = (50, 500)
+#: ``hidden_layer_sizes="auto"``: 4 layers of n_samples / 16 units, within these.
+_AUTO_WIDTH = (32, 256)
+#: ``max_iter="auto"``: at least 25 epochs and 4000 iterations, at most 200 epochs.
+_AUTO_EPOCHS, _AUTO_MIN_ITERATIONS = (25, 200), 4000
 #: Largest chunk (MiB of float64 temporaries) of ``score_samples`` on a CPU.
 _CPU_SCORE_CHUNK_MIB = 16
 
@@ -196,8 +206,18 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         Constraint tolerance ``κ``: the reconstruction constraint is
         ``C ≤ κ²`` with ``C`` the mean per-element squared error between the
         data and the decoder mean, so ``κ`` is an RMS error in data units.
-        ``"auto"`` uses 0.05 for Gaussian data in [0, 1] (scaled by the
-        data's range otherwise) and 0.2 for binary data.
+        ``"auto"`` follows the data: REWO's initial phase ends when the
+        running error ``Ĉ_t`` falls below ``κ₀²`` — ``κ₀`` is 0.05 for
+        Gaussian data and 0.2 for binary data, in units of the data's scale
+        (1 for data in [0, 1], else four standard deviations, the RMS over
+        features) — or when ``Ĉ_t`` stops falling (less than 10 % lower than
+        an eighth of the iteration budget earlier, that window kept within
+        50–500 iterations), whichever comes first. In the second case
+        ``κ² = 1.5 Ĉ_t``: a tolerance the model has shown it can meet, so the
+        prior is trained and ``β`` can reach 1 on data whose reconstruction
+        error at ``n_components`` never gets near ``κ₀``. The value in force
+        is ``kappa_``. A number keeps ``κ`` fixed (the paper's way); with
+        ``schedule="geco"``, ``"auto"`` is ``κ₀``.
     nu : float, default=5.0
         Update rate ``ν`` of REWO and GECO.
     tau : float, default=3.0
@@ -221,8 +241,15 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
     likelihood : {"auto", "bernoulli", "gaussian"}, default="auto"
         ``"auto"`` picks Bernoulli when every value is 0 or 1.
     noise_variance : float or "auto", default="auto"
-        Fixed variance of the Gaussian likelihood; ``"auto"`` is 0.01 for data
-        in [0, 1], scaled by the squared data range otherwise.
+        Variance of the Gaussian likelihood. A number fixes it, for training
+        and for the fitted model. ``"auto"`` trains with 0.01 times the
+        squared data scale (see ``kappa``), which sets how much the KL term
+        weighs against reconstruction, and then calibrates the fitted model:
+        ``noise_variance_`` becomes the maximum-likelihood variance given the
+        trained networks (the decoder's mean squared error per feature under
+        ``q(z|x)``, as :class:`~sklearn.decomposition.PCA` estimates its
+        ``noise_variance_``), so that :meth:`score_samples` is a calibrated
+        density. Ignored by the Bernoulli likelihood.
     architecture : {"mlp", "conv", "gated_conv"}, default="mlp"
         Network family of encoder and decoder (paper App. F); the
         hierarchical prior's networks are MLPs in every case.
@@ -243,8 +270,13 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         features. One entry may be ``-1``, inferred from the number of
         features as in :func:`numpy.reshape`. Ignored (but checked) with
         ``architecture="mlp"``.
-    hidden_layer_sizes : tuple of int, default=(256, 256, 256, 256)
-        Widths of the hidden layers of every network (paper: 4 × 256).
+    hidden_layer_sizes : tuple of int or "auto", default="auto"
+        Widths of the hidden layers of every network. ``"auto"``: four
+        layers (the paper's depth) of ``n_samples / 16`` units, at least 32
+        and at most 256 (the paper's 4 × 256 from 4,096 rows on): small data
+        sets get networks they cannot simply memorise (measured on the
+        defaults suite, see :ref:`defaults`). The widths used are
+        ``hidden_layer_sizes_``.
     activation : {"tanh", "relu", "elu", "silu"}, default="tanh"
         Hidden-layer activation.
     init : {"pca", "random"}, default="pca"
@@ -262,12 +294,16 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         give higher likelihoods.
     batch_size : int, default=64
         Mini-batch size (capped at the number of samples).
-    max_iter : int, default=25
-        Number of epochs. On the pendulum (12,000 images) 25 epochs is where
-        the angle recovered from the latent was best: the learned prior and
-        the encoder keep co-adapting afterwards and slowly bend the latent
-        ring (0.009 rad at 20 epochs, 0.018–0.029 rad at 50, measured), although
-        the ELBO keeps improving.
+    max_iter : int or "auto", default="auto"
+        Number of epochs of each ``fit`` call. ``"auto"``: at least 25 epochs
+        and at least 4,000 iterations (Adam steps), at most 200 epochs — 25
+        epochs for 12,000 rows and more, 191 for the 1,347 rows of digits.
+        On the pendulum (12,000 images) 25 epochs is where the angle
+        recovered from the latent was best: the learned prior and the encoder
+        keep co-adapting afterwards and slowly bend the latent ring (0.009 rad
+        at 20 epochs, 0.018–0.029 rad at 50, measured), although the ELBO
+        keeps improving; on small data 25 epochs are too few steps for REWO
+        to leave its initial phase.
     learning_rate : float, default=1e-3
         Adam step size. When the loss becomes non-finite, ``fit`` restores
         the state after the last completed epoch, halves the step size (see
@@ -320,7 +356,14 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
     beta_ : float
         ``β`` at the end of training.
     kappa_ : float
-        The tolerance ``κ`` used.
+        The tolerance ``κ`` in force at the end of training (with
+        ``kappa="auto"``, set where REWO's initial phase ended; see
+        ``kappa``).
+    hidden_layer_sizes_ : tuple of int
+        The hidden widths used (``"auto"`` resolved).
+    noise_variance_ : float or None
+        Variance of the Gaussian likelihood of the fitted model (calibrated
+        with ``noise_variance="auto"``); ``None`` for the Bernoulli one.
     likelihood_ : str
         The likelihood used (``"auto"`` resolved).
     history_ : dict of ndarray
@@ -396,12 +439,12 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         "noise_variance": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "architecture": [StrOptions({"mlp", "conv", "gated_conv"})],
         "image_shape": ["array-like", None],
-        "hidden_layer_sizes": ["array-like"],
+        "hidden_layer_sizes": ["array-like", StrOptions({"auto"})],
         "activation": [StrOptions({"tanh", "relu", "elu", "silu"})],
         "init": [StrOptions({"pca", "random"})],
         "encoder_variance": [StrOptions({"amortized", "shared"})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
@@ -432,12 +475,12 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         noise_variance="auto",
         architecture="mlp",
         image_shape=None,
-        hidden_layer_sizes=(256, 256, 256, 256),
+        hidden_layer_sizes="auto",
         activation="tanh",
         init="pca",
         encoder_variance="shared",
         batch_size=64,
-        max_iter=25,
+        max_iter="auto",
         learning_rate=1e-3,
         early_stopping=False,
         validation_fraction=0.1,
@@ -520,6 +563,8 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         _FLOAT64_MODULES.pop(self.module_, None)
         try:
             self._train(data, generator, val)
+            if self.likelihood_ == "gaussian" and self.noise_variance == "auto":
+                self._calibrate_noise_variance(data)
         finally:
             _FLOAT64_MODULES.pop(self.module_, None)
 
@@ -545,7 +590,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         if continuing:
             self._check_warm_start_structure()
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not continuing)
-        hidden = self._check_hidden_layer_sizes()
+        hidden = self._check_hidden_layer_sizes(X.shape[0])
         self._check_fit_input(X, continuing)
         if not continuing:
             rng = check_random_state(self.random_state)
@@ -610,6 +655,33 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                 "the new value, which would be ignored. Set it back to continue training, "
                 "or set warm_start=False to fit a new model with it."
             )
+
+    def _calibrate_noise_variance(self, data):
+        """Set the likelihood's variance to its maximum-likelihood value on ``data``.
+
+        The networks were trained with a fixed variance, which sets how much
+        the KL term weighs against reconstruction (like β). Given the trained
+        networks, the variance that maximises the ELBO is the mean squared
+        error of the decoder under ``q(z|x)`` per feature, as probabilistic
+        PCA's ``noise_variance_`` is its residual variance: ``score_samples``
+        then measures the fitted networks at their best.
+        """
+        module = self.module_
+        gen = torch.Generator(device=self.device_).manual_seed(self._eval_seed)
+        n, d = data.shape
+        chunk = _working_rows(2 * d + max(self._module_config["hidden_layer_sizes"], default=1))
+        total = torch.zeros((), dtype=torch.float64, device=self.device_)
+        with torch.no_grad():
+            for start in range(0, n, chunk):
+                x = data[start : start + chunk]
+                eps = torch.randn(
+                    x.shape[0], self.n_components, generator=gen, device=x.device, dtype=x.dtype
+                )
+                total += module.squared_error(x, eps).sum(dtype=torch.float64)
+        trained = self._module_config["noise_variance"]
+        # A perfect reconstruction (constant data) must not give a zero variance.
+        self.noise_variance_ = max(float(total) / (n * d), 1e-4 * trained)
+        module.set_noise_variance(self.noise_variance_)
 
     def _check_fit_input(self, X, continuing):
         """Checks of ``fit``'s data and settings that parameter validation cannot do."""
@@ -720,7 +792,11 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         perm = np.random.RandomState(self._validation_seed).permutation(n)
         return X[np.sort(perm[n_val:])], X[np.sort(perm[:n_val])]
 
-    def _check_hidden_layer_sizes(self):
+    def _check_hidden_layer_sizes(self, n_samples):
+        """The hidden widths: ``hidden_layer_sizes``, or its ``"auto"`` rule."""
+        if isinstance(self.hidden_layer_sizes, str) and self.hidden_layer_sizes == "auto":
+            low, high = _AUTO_WIDTH
+            return (min(high, max(low, n_samples // 16)),) * 4
         hidden = np.atleast_1d(np.asarray(self.hidden_layer_sizes)).tolist()
         if not all(isinstance(h, Integral) and h > 0 for h in hidden):
             raise ValueError(
@@ -780,17 +856,20 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         """Resolve settings, build the module, the optimiser and the schedule."""
         self.device_ = _resolve_device(self.device)
         self.likelihood_ = self._resolve_likelihood(X)
-        # Data scale: 1 for data in [0, 1] (images), the range otherwise.
-        span = float(np.ptp(X)) if X.size else 1.0
-        scale = 1.0 if (X.min() >= 0 and X.max() <= 1) or span == 0 else span
+        scale = _data_scale(X)
         self.kappa_ = (
             _DEFAULT_KAPPA[self.likelihood_] * scale if self.kappa == "auto" else float(self.kappa)
         )
+        # The variance the networks are trained with; with "auto" the fitted
+        # model's variance is then calibrated to its reconstructions (_calibrate).
         noise_variance = (
             _DEFAULT_NOISE_VARIANCE * scale**2
             if self.noise_variance == "auto"
             else float(self.noise_variance)
         )
+        self.noise_variance_ = noise_variance if self.likelihood_ == "gaussian" else None
+        self._train_noise_variance = noise_variance  # lowered at an auto-κ plateau
+        self.hidden_layer_sizes_ = hidden
         self._module_config = dict(
             n_features=X.shape[1],
             n_components=self.n_components,
@@ -859,12 +938,18 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
     def _make_schedule(self, n_samples):
         beta_init = self.beta_init
         if self.schedule == "rewo":
+            plateau = {}
+            if self.kappa == "auto":
+                steps = self._epochs(n_samples) * (n_samples // min(self.batch_size, n_samples))
+                window = min(max(steps // 8, _PLATEAU_WINDOW[0]), _PLATEAU_WINDOW[1])
+                plateau = dict(_AUTO_KAPPA_PLATEAU, plateau_window=window)
             return _schedules.REWOSchedule(
                 self.kappa_,
                 nu=self.nu,
                 tau=self.tau,
                 alpha=self.alpha,
                 beta_init=1e-3 if beta_init is None else beta_init,
+                **plateau,
             )
         if self.schedule == "geco":
             return _schedules.GECOSchedule(
@@ -882,6 +967,14 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         return _schedules.ConstantSchedule(
             1.0 if beta_init is None else beta_init, alpha=self.alpha
         )
+
+    def _epochs(self, n_samples):
+        """Epochs of one ``fit`` call: ``max_iter``, or its ``"auto"`` rule."""
+        if self.max_iter != "auto":
+            return self.max_iter
+        steps = n_samples // min(self.batch_size, n_samples)  # the ragged batch is dropped
+        low, high = _AUTO_EPOCHS
+        return min(high, max(low, math.ceil(_AUTO_MIN_ITERATIONS / steps)))
 
     def _standardise_prior(self, data):
         """Fit the prior's latent standardisation to the current codes.
@@ -909,6 +1002,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         device = self.device_
         n = data.shape[0]
         batch = min(self.batch_size, n)
+        max_iter = self._epochs(n)
         prior_params = module.prior_parameters()
         early = val is not None
         records = {k: [] for k in ("beta", "constraint_avg", "phase", "epoch", "lr")}
@@ -923,15 +1017,19 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         epochs_done = 0
         sync_every = self._sync_every or _HOST_SYNC_EVERY.get(device.type, _HOST_SYNC_EVERY["gpu"])
         epoch = self.n_iter_ + 1
-        last_epoch = self.n_iter_ + self.max_iter
+        last_epoch = self.n_iter_ + max_iter
         bar = None
         if self.verbose:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=self.max_iter, desc="VHPEstimator", unit="epoch")
+            bar = tqdm(total=max_iter, desc="VHPEstimator", unit="epoch")
+        # Train with the training variance (a warm start follows a calibration).
+        module.set_noise_variance(
+            getattr(self, "_train_noise_variance", self._module_config["noise_variance"])
+        )
         module.train()
         try:
-            while epochs_done < self.max_iter:
+            while epochs_done < max_iter:
                 epoch = self.n_iter_ + 1
                 lr = self.learning_rate_
                 bad = None
@@ -1046,6 +1144,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                 self._restore(best)
             self.best_validation_score_ = None if best is None else float(best_score)
         self.beta_ = float(schedule.beta)
+        self.kappa_ = float(getattr(schedule, "kappa", self.kappa_))
         if schedule.phase == "initial" and schedule.constraint_avg is not None:
             warnings.warn(
                 f"Training ended in REWO's initial phase: the running reconstruction "
@@ -1074,10 +1173,25 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             records["phase"].append(phase)
             records["epoch"].append(epoch)
             records["lr"].append(lr)
+            kappa = getattr(schedule, "kappa", None)
             schedule.step(values[2])
             records["constraint_avg"].append(schedule.constraint_avg)
+            if kappa is not None and schedule.kappa != kappa:
+                self._on_plateau(schedule.constraint_avg)
         pending.clear()
         return None
+
+    def _on_plateau(self, c_hat):
+        """REWO's initial phase ended on a plateau of ``Ĉ_t`` (``kappa="auto"``).
+
+        κ² is now ``1.5 Ĉ_t``. A Gaussian likelihood trained with a variance
+        above ``Ĉ_t`` would make β = 1 ask for a coarser reconstruction than
+        that tolerance (β would settle below 1): the training variance is
+        lowered to ``Ĉ_t``, the error the model has shown it reaches.
+        """
+        if self.likelihood_ == "gaussian" and self.noise_variance == "auto":
+            self._train_noise_variance = min(self._train_noise_variance, float(c_hat))
+            self.module_.set_noise_variance(self._train_noise_variance)
 
     def _handle_divergence(self, epoch, iteration, values, failures):
         """Halve the step size and warn, or raise after too many failures."""
@@ -1130,6 +1244,9 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         self._optimizer.load_state_dict(copy.deepcopy(optimizer_state))
         self._set_learning_rate(self.learning_rate_)
         vars(self.schedule_).update(copy.deepcopy(schedule_state))
+        variance = getattr(self.module_.likelihood, "variance", None)
+        if variance is not None:  # an epoch that lowered it (_on_plateau) is undone
+            self._train_noise_variance = float(variance)
 
     def _state_is_finite(self):
         """Whether every parameter and every Adam moment is finite (one sync)."""
@@ -1791,6 +1908,18 @@ def _to_tensor(a, dtype, device):
     which costs nothing for data that already is one.
     """
     return torch.tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
+
+
+def _data_scale(X):
+    """Unit of ``κ`` and of the noise variance: 1 for data in [0, 1], else 4 RMS stds.
+
+    Four standard deviations is about the span of a feature scaled to [0, 1],
+    so standardised data and [0, 1] images get comparable settings.
+    """
+    if X.size == 0 or (X.min() >= 0 and X.max() <= 1):
+        return 1.0
+    spread = 4.0 * math.sqrt(float(np.mean(np.var(X, axis=0))))
+    return spread if spread > 0 else 1.0
 
 
 def _logit(p, eps=1e-4):

@@ -351,7 +351,8 @@ def test_training_syncs_with_the_host_once_per_sync_interval(X, monkeypatch, qui
 
     On a GPU each conversion waits for the queued kernels; there ``fit``
     flushes every 32 iterations (``_HOST_SYNC_EVERY``), on a CPU every one.
-    Besides the flushes, each epoch checks the weights once.
+    Besides the flushes, each epoch checks the weights once, and the fit
+    reads the calibrated noise variance once at its end.
     """
     est = VHPEstimator(**TINY)
     est._sync_every = sync_every
@@ -363,7 +364,8 @@ def test_training_syncs_with_the_host_once_per_sync_interval(X, monkeypatch, qui
     n_epochs = TINY["max_iter"]
     assert counts["tolist"] == n_epochs * flushes
     assert counts["__bool__"] == n_epochs  # _state_is_finite
-    assert sum(counts.values()) == n_epochs * (flushes + 1)
+    assert counts["__float__"] == 1  # noise_variance="auto": one calibration a fit
+    assert sum(counts.values()) == n_epochs * (flushes + 1) + 1
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -475,7 +477,11 @@ def test_keyboard_interrupt_keeps_last_epoch_and_warm_start_resumes(X, monkeypat
         assert est.fit(X) is est
     assert est.n_iter_ == 1 and len(est.history_["loss"]) == PER_EPOCH
     assert set(est.history_["epoch"]) == {1}
-    _assert_same_params(_params(est), seen["params"])
+    # The weights of epoch 1; the likelihood's variance is then calibrated.
+    params = _params(est)
+    assert params.pop("likelihood.variance") == pytest.approx(est.noise_variance_)
+    seen["params"].pop("likelihood.variance")
+    _assert_same_params(params, seen["params"])
     assert vars(est.schedule_) == seen["schedule"]
     assert est.beta_ == seen["schedule"]["beta"]
     assert not est.module_.training
@@ -573,6 +579,9 @@ def overfit_data():
 
 
 ES = dict(
+    # A fixed variance: noise_variance="auto" recalibrates the kept model's
+    # variance after the best epoch is chosen, so its validation ELBO moves.
+    noise_variance=0.01,
     prior="standard",
     schedule="constant",
     hidden_layer_sizes=(64,),

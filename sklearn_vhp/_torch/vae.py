@@ -184,6 +184,23 @@ class VAE(nn.Module):
             zeta_kl = standard_normal_kl(zeta_mean, zeta_logvar)
         return z_mean, standard_normal_kl(z_mean, z_logvar), zeta_mean, zeta_kl
 
+    def squared_error(self, x, eps_z):
+        """Per-row ``Σ_j (x_j - E[x_j|z])²`` at ``z = μ(x) + σ(x) eps_z``.
+
+        With ``eps_z ~ N(0, I)`` its mean over rows, divided by the number of
+        features, is the maximum-likelihood variance of a Gaussian likelihood
+        for the given networks (the ELBO's optimum in the variance).
+        """
+        mean, logvar = self.encoder(x)
+        z = mean + torch.exp(0.5 * logvar) * eps_z
+        return ((self.decode_mean(z) - x) ** 2).sum(-1)
+
+    def set_noise_variance(self, variance):
+        """Set the Gaussian likelihood's variance (no-op for other likelihoods)."""
+        buffer = getattr(self.likelihood, "variance", None)
+        if buffer is not None:
+            buffer.fill_(float(variance))
+
     def init_prior_scale(self, z, var=None):
         """Let a prior with a data-dependent standardisation fit it to ``z``.
 

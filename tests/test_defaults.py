@@ -1,0 +1,78 @@
+"""Defaults that follow the data (κ, the noise variance and the epoch budget)."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+
+from sklearn_vhp import VHPEstimator
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X = load_digits().data / 16.0
+    return X[:900], X[900:1300]
+
+
+def _fit_quietly(est, X):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.fit(X)
+    return est, [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+
+
+def test_auto_kappa_trains_the_prior_where_a_fixed_one_is_out_of_reach(digits):
+    # A 2-D code reconstructs digits to an RMS error far above κ₀ = 0.05.
+    X, _ = digits
+    kw = dict(n_components=2, hidden_layer_sizes=(64,), random_state=0)
+    fixed, warned = _fit_quietly(VHPEstimator(kappa=0.05, **kw), X)
+    assert warned and set(fixed.history_["phase"]) == {"initial"} and fixed.kappa_ == 0.05
+
+    auto, warned = _fit_quietly(VHPEstimator(**kw), X)
+    assert not warned
+    assert auto.schedule_.phase == "main" and auto.beta_ == pytest.approx(1.0, abs=1e-3)
+    # κ was set where the reconstruction error levelled off: above κ₀, and
+    # met at the end of training.
+    assert auto.kappa_ > 0.05
+    assert auto.history_["constraint_avg"][-1] <= auto.kappa_**2
+
+
+def test_auto_noise_variance_is_the_maximum_likelihood_variance(digits):
+    X, X_test = digits
+    kw = dict(n_components=2, hidden_layer_sizes=(32,), max_iter=20, random_state=0)
+    fixed = VHPEstimator(noise_variance=0.01, **kw).fit(X)  # 0.01: the training variance
+    auto = VHPEstimator(**kw).fit(X)
+    assert fixed.noise_variance_ == 0.01
+    # The same networks: calibration changes the variance only.
+    np.testing.assert_array_equal(auto.transform(X_test), fixed.transform(X_test))
+    # The ML variance is the decoder's squared error under q(z|x): at least
+    # that of the posterior means' reconstructions, and better than 0.01.
+    mse = np.mean((X - auto.inverse_transform(auto.transform(X))) ** 2)
+    assert mse <= auto.noise_variance_ < 0.1
+    assert auto.score(X) > fixed.score(X)
+    assert auto.score(X_test) > fixed.score(X_test)
+    # A calibrated density: above probabilistic PCA of the same width.
+    assert auto.score(X_test) > PCA(n_components=2).fit(X).score(X_test)
+
+
+@pytest.mark.parametrize(
+    "n_samples, batch_size, epochs",
+    [(300, 10, math.ceil(4000 / 30)), (100, 100, 200), (1700, 10, 25)],
+)
+def test_auto_epochs_give_enough_iterations(n_samples, batch_size, epochs):
+    X = np.random.RandomState(0).rand(n_samples, 3)
+    est = VHPEstimator(
+        hidden_layer_sizes=(4,),
+        n_importance=1,
+        batch_size=batch_size,
+        schedule="constant",
+        random_state=0,
+        device="cpu",
+    )
+    est.fit(X)
+    assert est.n_iter_ == epochs
+    assert len(est.history_["loss"]) == epochs * (n_samples // batch_size)
