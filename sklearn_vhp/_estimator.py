@@ -211,13 +211,19 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         Gaussian data and 0.2 for binary data, in units of the data's scale
         (1 for data in [0, 1], else four standard deviations, the RMS over
         features) — or when ``Ĉ_t`` stops falling (less than 10 % lower than
-        an eighth of the iteration budget earlier, that window kept within
-        50–500 iterations), whichever comes first. In the second case
-        ``κ² = 1.5 Ĉ_t``: a tolerance the model has shown it can meet, so the
-        prior is trained and ``β`` can reach 1 on data whose reconstruction
-        error at ``n_components`` never gets near ``κ₀``. The value in force
-        is ``kappa_``. A number keeps ``κ`` fixed (the paper's way); with
-        ``schedule="geco"``, ``"auto"`` is ``κ₀``.
+        one window earlier; a window is an eighth of the iteration budget,
+        kept within 50–500 iterations), whichever comes first. In the second
+        case ``κ² = 1.5 Ĉ_t``: a tolerance the model has shown it can meet,
+        so the prior is trained on data whose reconstruction error at
+        ``n_components`` never gets near ``κ₀``. In the main phase, when the
+        constraint holds ``β`` back (``β < 1`` rose by less than 10 % over a
+        window in which ``Ĉ_t`` exceeded ``κ²``), ``κ²`` is raised to 1.5
+        times the window's largest ``Ĉ_t``, so that training ends at the
+        ELBO (``β = 1``). When ``κ`` is raised, a Gaussian likelihood's
+        training variance is lowered to that error level if it was larger.
+        The value in force at the end is ``kappa_``. A number keeps ``κ``
+        fixed (the paper's way); with ``schedule="geco"``, ``"auto"`` is
+        ``κ₀``.
     nu : float, default=5.0
         Update rate ``ν`` of REWO and GECO.
     tau : float, default=3.0
@@ -563,9 +569,11 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         _FLOAT64_MODULES.pop(self.module_, None)
         try:
             self._train(data, generator, val)
+        finally:
+            # Also after a FloatingPointError: the model kept (the last finite
+            # state) gets its own variance, not the training one.
             if self.likelihood_ == "gaussian" and self.noise_variance == "auto":
                 self._calibrate_noise_variance(data)
-        finally:
             _FLOAT64_MODULES.pop(self.module_, None)
 
     def _save_fit_state(self):
@@ -1177,20 +1185,20 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             schedule.step(values[2])
             records["constraint_avg"].append(schedule.constraint_avg)
             if kappa is not None and schedule.kappa != kappa:
-                self._on_plateau(schedule.constraint_avg)
+                self._on_kappa_raised(schedule.kappa**2 / schedule.plateau_margin)
         pending.clear()
         return None
 
-    def _on_plateau(self, c_hat):
-        """REWO's initial phase ended on a plateau of ``Ĉ_t`` (``kappa="auto"``).
+    def _on_kappa_raised(self, level):
+        """``kappa="auto"`` raised κ² to 1.5 times an error ``level`` the model reached.
 
-        κ² is now ``1.5 Ĉ_t``. A Gaussian likelihood trained with a variance
-        above ``Ĉ_t`` would make β = 1 ask for a coarser reconstruction than
-        that tolerance (β would settle below 1): the training variance is
-        lowered to ``Ĉ_t``, the error the model has shown it reaches.
+        (On a plateau of the initial phase, or when the constraint held β
+        back.) A Gaussian likelihood trained with a variance above that level
+        makes β = 1 ask for a coarser reconstruction than the tolerance, and
+        β settles below 1: the training variance is lowered to the level.
         """
         if self.likelihood_ == "gaussian" and self.noise_variance == "auto":
-            self._train_noise_variance = min(self._train_noise_variance, float(c_hat))
+            self._train_noise_variance = min(self._train_noise_variance, float(level))
             self.module_.set_noise_variance(self._train_noise_variance)
 
     def _handle_divergence(self, epoch, iteration, values, failures):
@@ -1245,7 +1253,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         self._set_learning_rate(self.learning_rate_)
         vars(self.schedule_).update(copy.deepcopy(schedule_state))
         variance = getattr(self.module_.likelihood, "variance", None)
-        if variance is not None:  # an epoch that lowered it (_on_plateau) is undone
+        if variance is not None:  # an epoch that lowered it (_on_kappa_raised) is undone
             self._train_noise_variance = float(variance)
 
     def _state_is_finite(self):
