@@ -48,3 +48,31 @@ def test_prior_on_ring_tells_a_ring_from_a_disc(load_benchmark):
     # A uniform disc of the ring's radius: the share with radius ≥ 0.85 R is 1 − 0.85².
     assert module.prior_on_ring(ring, disc + [5.0, -1.0]) == pytest.approx(1 - 0.85**2, abs=0.03)
     assert module.prior_on_ring(ring, disc + [50.0, 0.0]) == 0.0
+
+
+def test_defaults_suite_quick_runs(tmp_path, load_benchmark):
+    suite = load_benchmark("defaults_suite")
+    (row,) = suite.main(["--quick", "--datasets", "wine", "--out", str(tmp_path)])
+    table = (tmp_path / "defaults_suite.md").read_text(encoding="utf-8")
+    assert "| wine | 133 × 13 |" in table and "* wine: " in table
+    assert row["pca_score"] is not None and row["kind"] == "class"
+
+
+def test_defaults_suite_verdict_names_each_failed_criterion(load_benchmark):
+    verdict = load_benchmark("defaults_suite").verdict
+    good = dict(
+        phase="main",
+        beta=1.0,
+        converged=True,
+        score=-10.0,
+        standard_score=-10.3,
+        pca_score=-12.0,
+        vhp_knn=0.9,
+        pca_knn=0.8,
+    )
+    assert verdict(good) == []
+    assert verdict({**good, "beta": 0.5}) == ["prior not trained to β = 1"]
+    assert verdict({**good, "standard_score": -9.4}) == ["log-lik. below the standard prior's"]
+    assert verdict({**good, "pca_score": -9.0}) == ["log-lik. below PCA's"]
+    assert verdict({**good, "vhp_knn": 0.7}) == ["5-NN below PCA(2)'s"]
+    assert verdict({**good, "pca_score": None, "vhp_knn": None}) == []
