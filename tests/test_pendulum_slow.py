@@ -26,6 +26,8 @@ def test_default_estimator_recovers_pendulum_angle(line_width, bob_radius):
     error = angular_error(angles[12000:], model.predict(X[12000:]))
     vhp = model[0]
     print(f"lw={line_width} bob={bob_radius}: {error:.4f} rad in {elapsed:.0f} s")
-    assert error <= 0.054  # the paper's figure
+    # The paper reports 0.054 rad; issue 17 keeps the defaults at <= 0.02 on every renderer
+    # (2026-12-02: 0.0068, 0.0099, 0.0089 rad).
+    assert error <= 0.02
     assert vhp.schedule_.phase == "main" and vhp.beta_ > 0.9
     assert np.isfinite(vhp.history_["loss"]).all()
