@@ -567,19 +567,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             divergences=self.divergences_,
             verbose=self.verbose,
         )
-        early = None
-        if val is not None:
-            row = module.memory_per_row("loss", n_samples=self.n_importance)
-            cap = CPU_CHUNK_MIB if self.device_.type == "cpu" else None
-            early = EarlyStopping(
-                val,
-                seed=self._validation_seed,
-                chunk=max(min(self.batch_size, val.shape[0]), chunk_rows(row, cap)),
-                n_iter_no_change=self.n_iter_no_change,
-                scores=self.validation_scores_,
-                objective=self.objective,
-                n_importance=self.n_importance,
-            )
+        early = None if val is None else self._early_stopping(val)
         try:
             trainer.run(source, _settings.epochs(self, data.shape[0]), early)
         finally:
@@ -601,6 +589,23 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                 ConvergenceWarning,
                 stacklevel=2,
             )
+
+    def _early_stopping(self, val):
+        row = self.module_.memory_per_row("loss", n_samples=self.n_importance)
+        cap = CPU_CHUNK_MIB if self.device_.type == "cpu" else None
+        return EarlyStopping(
+            val,
+            seed=self._validation_seed,
+            chunk=max(min(self.batch_size, val.shape[0]), chunk_rows(row, cap)),
+            n_iter_no_change=self.n_iter_no_change,
+            scores=self.validation_scores_,
+            objective=self.objective,
+            n_importance=self.n_importance,
+        )
+
+    def _validation_score(self, val):
+        """Test hook: the early-stopping score of the fitted model on tensor ``val``."""
+        return self._early_stopping(val).score(self.module_)
 
     def _calibrate_noise_variance(self, data):
         """Set ``noise_variance_`` to its maximum-likelihood value for the trained networks.
