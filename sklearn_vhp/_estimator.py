@@ -98,13 +98,19 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         Gaussian data and 0.2 for binary data, in units of the data's scale
         (1 for data in [0, 1], else four standard deviations, the RMS over
         features) — or when ``Ĉ_t`` stops falling (less than 10 % lower than
-        an eighth of the iteration budget earlier, that window kept within
-        50–500 iterations), whichever comes first. In the second case
-        ``κ² = 1.5 Ĉ_t``: a tolerance the model has shown it can meet, so the
-        prior is trained and ``β`` can reach 1 on data whose reconstruction
-        error at ``n_components`` never gets near ``κ₀``. The value in force
-        is ``kappa_``. A number keeps ``κ`` fixed (the paper's way); with
-        ``schedule="geco"``, ``"auto"`` is ``κ₀``.
+        one window earlier; a window is an eighth of the iteration budget,
+        kept within 50–500 iterations), whichever comes first. In the second
+        case ``κ² = 1.5 Ĉ_t``: a tolerance the model has shown it can meet,
+        so the prior is trained on data whose reconstruction error at
+        ``n_components`` never gets near ``κ₀``. In the main phase, when the
+        constraint holds ``β`` back (``β < 1`` rose by less than 10 % over a
+        window in which ``Ĉ_t`` exceeded ``κ²``), ``κ²`` is raised to 1.5
+        times the window's largest ``Ĉ_t``, so that training ends at the
+        ELBO (``β = 1``). When ``κ`` is raised, a Gaussian likelihood's
+        training variance is lowered to that error level if it was larger.
+        The value in force at the end is ``kappa_``. A number keeps ``κ``
+        fixed (the paper's way); with ``schedule="geco"``, ``"auto"`` is
+        ``κ₀``.
     nu : float, default=5.0
         Update rate ``ν`` of REWO and GECO.
     tau : float, default=3.0
@@ -453,9 +459,11 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         forget_precisions(self.module_)
         try:
             self._train(data, generator, val)
+        finally:
+            # Also after a FloatingPointError: the model kept (the last finite
+            # state) gets its own variance, not the training one.
             if self.likelihood_ == "gaussian" and self.noise_variance == "auto":
                 self._calibrate_noise_variance(data)
-        finally:
             forget_precisions(self.module_)
 
     def _set_up_fit(self, X):
@@ -506,7 +514,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         self.kappa_, self.hidden_layer_sizes_ = resolved.kappa, resolved.hidden_layer_sizes
         gaussian = self.likelihood_ == "gaussian"
         self.noise_variance_ = resolved.noise_variance if gaussian else None
-        self._train_noise_variance = resolved.noise_variance  # lowered at an auto-κ plateau
+        self._train_noise_variance = resolved.noise_variance  # lowered when auto κ is raised
         self._module_config = resolved.module_config
         n = X.shape[0]
         self.schedule_ = make_schedule(
@@ -561,7 +569,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             train_noise_variance=getattr(
                 self, "_train_noise_variance", self._module_config["noise_variance"]
             ),
-            lower_variance_on_plateau=self.likelihood_ == "gaussian"
+            lower_variance_with_kappa=self.likelihood_ == "gaussian"
             and self.noise_variance == "auto",
             prior_scaled=getattr(self, "_prior_scaled", True),
             divergences=self.divergences_,

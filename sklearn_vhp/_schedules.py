@@ -83,13 +83,20 @@ class REWOSchedule(BetaSchedule):
     so ``β`` falls while the constraint is violated and rises toward 1 while
     it holds; it never exceeds 1 and never falls below ``BETA_MIN``.
 
-    With ``plateau_window`` (the estimator's ``kappa="auto"``), ``kappa`` is
-    only the first way out of the initial phase: the phase also ends when
-    ``Ĉ_t`` stops falling — less than ``plateau_tol`` (relative) below its
-    value ``plateau_window`` iterations earlier, checked every
-    ``plateau_window`` iterations — and then ``κ²`` becomes
-    ``plateau_margin · Ĉ_t``, a tolerance the model has shown it can meet.
-    ``kappa`` then holds the value in force.
+    With ``plateau_window`` (the estimator's ``kappa="auto"``), ``κ`` follows
+    what the model can reach, checked every ``plateau_window`` iterations:
+
+    * the initial phase also ends when ``Ĉ_t`` stops falling — less than
+      ``plateau_tol`` (relative) below its value one window earlier — and
+      then ``κ²`` becomes ``plateau_margin · Ĉ_t``, a tolerance the model has
+      shown it can meet;
+    * in the main phase, when the constraint holds ``β`` back — ``β`` is below
+      1 and less than ``plateau_tol`` (relative) above its value one window
+      earlier, and ``Ĉ_t`` exceeded ``κ²`` during the window — ``κ²`` is
+      raised to ``plateau_margin`` times the window's largest ``Ĉ_t``, so that
+      ``β`` ends at 1.
+
+    ``kappa`` holds the value in force.
     """
 
     def __init__(
@@ -115,28 +122,44 @@ class REWOSchedule(BetaSchedule):
         self.plateau_tol = plateau_tol
         self.plateau_margin = plateau_margin
         self.t = 0
-        self.plateau_ref = None  # Ĉ at the start of the current window
+        self.plateau_ref = None  # Ĉ_t (initial phase) or β (main) a window ago
+        self.window_max = None  # main phase: the largest Ĉ_t of the window
 
-    def _plateau(self, c_hat):
-        """Whether ``Ĉ_t`` stopped falling (checked once per window)."""
+    def _window_end(self, value):
+        """At the end of a window: the value one window earlier (else ``None``)."""
         if self.plateau_window is None:
-            return False
+            return None
         self.t += 1
         if self.t % self.plateau_window:
-            return False
-        ref, self.plateau_ref = self.plateau_ref, c_hat
-        return ref is not None and c_hat > (1.0 - self.plateau_tol) * ref
+            return None
+        ref, self.plateau_ref = self.plateau_ref, value
+        return ref
+
+    def _relax(self, c_hat):
+        self.kappa = math.sqrt(max(self.kappa**2, self.plateau_margin * c_hat))
 
     def step(self, constraint):
         c_hat = self._update_average(constraint)
         delta = c_hat - self.kappa**2
         if self.phase == "initial":
+            ref = self._window_end(c_hat)
             if delta < 0:
                 self.phase = "main"
-            elif self._plateau(c_hat):
-                self.kappa = math.sqrt(self.plateau_margin * c_hat)
+            elif ref is not None and c_hat > (1.0 - self.plateau_tol) * ref:
+                self._relax(c_hat)
                 self.phase = "main"
+            if self.phase == "main":
+                self.plateau_ref = None  # the main phase compares β
             return
+        if self.plateau_window is not None:
+            self.window_max = max(c_hat, self.window_max or c_hat)
+            ref = self._window_end(self.beta)
+            if self.t % self.plateau_window == 0:  # a window ended
+                held_back = ref is not None and self.beta < min(1.0, (1 + self.plateau_tol) * ref)
+                if held_back and self.window_max > self.kappa**2:
+                    self._relax(self.window_max)
+                    delta = c_hat - self.kappa**2
+                self.window_max = None
         step = self.nu * rewo_f(self.beta, delta, self.tau) * delta  # log β increment
         if step >= -math.log(self.beta):
             self.beta = 1.0

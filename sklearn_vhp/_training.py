@@ -152,8 +152,9 @@ class Trainer:
         Iterations between host syncs (:data:`HOST_SYNC_EVERY`).
     train_noise_variance : float
         The Gaussian likelihood's training variance.
-    lower_variance_on_plateau : bool
-        Lower it to ``Ĉ_t`` when REWO's plateau rule ends the initial phase.
+    lower_variance_with_kappa : bool
+        Lower it to the error level at which ``kappa="auto"`` raised ``κ²``
+        (see :meth:`_on_kappa_raised`).
     prior_scaled : bool
         Whether the prior's standardisation was fitted already.
     divergences : list
@@ -174,7 +175,7 @@ class Trainer:
         n_iter,
         sync_every,
         train_noise_variance,
-        lower_variance_on_plateau,
+        lower_variance_with_kappa,
         prior_scaled,
         divergences,
         verbose=0,
@@ -183,7 +184,7 @@ class Trainer:
         self.objective, self.n_importance = objective, n_importance
         self.learning_rate, self.n_iter, self.sync_every = learning_rate, n_iter, sync_every
         self.train_noise_variance = train_noise_variance
-        self.lower_variance_on_plateau = lower_variance_on_plateau
+        self.lower_variance_with_kappa = lower_variance_with_kappa
         self.prior_scaled, self.divergences, self.verbose = prior_scaled, divergences, verbose
         self.record = TrainingRecord()
         self.best_validation_score = None
@@ -354,20 +355,20 @@ class Trainer:
                 constraint_avg=schedule.constraint_avg,
             )
             if kappa is not None and schedule.kappa != kappa:
-                self._on_plateau(schedule.constraint_avg)
+                self._on_kappa_raised(schedule.kappa**2 / schedule.plateau_margin)
         pending.clear()
         return None
 
-    def _on_plateau(self, c_hat):
-        """REWO's initial phase ended on a plateau of ``Ĉ_t`` (``kappa="auto"``).
+    def _on_kappa_raised(self, level):
+        """``kappa="auto"`` raised κ² to 1.5 times an error ``level`` the model reached.
 
-        κ² is now ``1.5 Ĉ_t``. A Gaussian likelihood trained with a variance
-        above ``Ĉ_t`` would make β = 1 ask for a coarser reconstruction than
-        that tolerance (β would settle below 1): the training variance is
-        lowered to ``Ĉ_t``, the error the model has shown it reaches.
+        (On a plateau of the initial phase, or when the constraint held β
+        back.) A Gaussian likelihood trained with a variance above that level
+        makes β = 1 ask for a coarser reconstruction than the tolerance, and
+        β settles below 1: the training variance is lowered to the level.
         """
-        if self.lower_variance_on_plateau:
-            self.train_noise_variance = min(self.train_noise_variance, float(c_hat))
+        if self.lower_variance_with_kappa:
+            self.train_noise_variance = min(self.train_noise_variance, float(level))
             self.module.set_noise_variance(self.train_noise_variance)
 
     def _standardise_prior(self, source):
@@ -430,7 +431,7 @@ class Trainer:
         set_learning_rate(self.optimizer, self.learning_rate)
         vars(self.schedule).update(copy.deepcopy(schedule_state))
         variance = getattr(self.module.likelihood, "variance", None)
-        if variance is not None:  # an epoch that lowered it (_on_plateau) is undone
+        if variance is not None:  # an epoch that lowered it (_on_kappa_raised) is undone
             self.train_noise_variance = float(variance)
 
     def _state_is_finite(self):

@@ -106,3 +106,22 @@ def test_rewo_without_plateau_window_keeps_a_fixed_kappa():
     for _ in range(10000):
         s.step(0.05)
     assert s.phase == "initial" and s.kappa == 0.1
+
+
+def test_rewo_auto_kappa_relaxes_when_beta_is_held_back():
+    # After the switch, C at β ≈ 1 (0.05) exceeds κ² (0.04): β falls, and
+    # with a plateau window κ² is raised until β can reach 1.
+    def run(window):
+        noise = np.random.RandomState(0).uniform(-0.002, 0.002, 5000)
+        s = REWOSchedule(kappa=0.2, nu=50.0, alpha=0.0, plateau_window=window)
+        s.step(0.01)  # below κ² = 0.04: main phase
+        for e in noise:
+            s.step(0.01 + 0.04 * s.beta + e)  # the error grows with β
+        return s
+
+    fixed = run(None)
+    assert fixed.kappa == 0.2 and fixed.beta < 0.9
+    auto = run(50)
+    assert auto.kappa**2 >= 0.05 and auto.beta == pytest.approx(1.0, abs=1e-3)
+    # κ² was raised to 1.5 times an error the model had reached.
+    assert auto.kappa**2 <= 1.5 * 0.052
