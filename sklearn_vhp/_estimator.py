@@ -21,10 +21,9 @@ from sklearn.base import (
 )
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import Bunch, check_array, check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _persistence, _settings
+from . import _inference, _persistence, _settings
 from ._schedules import make_schedule
 from ._settings import CPU_CHUNK_MIB, chunk_rows
 from ._settings import to_tensor as _to_tensor
@@ -46,71 +45,42 @@ __all__ = ["VHPEstimator", "DivergenceWarning"]
 class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, BaseEstimator):
     """Variational auto-encoder with a learned hierarchical prior (VHP).
 
-    Implements *Learning Hierarchical Priors in VAEs* (Klushyn et al., 2019).
-    The prior over the latent code is a continuous mixture
-    ``p(z) = ∫ p(z|ζ) p(ζ) dζ`` with ``p(ζ) = N(0, I)``, learned through an
-    importance-weighted bound, and the weight ``β`` of the KL term follows
-    the REWO schedule: reconstruct first, then tighten toward the ELBO
-    (``β → 1``) while the reconstruction error stays below ``κ²``.
-
-    The baselines of the paper are options of the same estimator: the
-    standard-normal prior and the VampPrior (``prior``), the importance-weighted
-    bound of IWAE (``objective="iwae"``) and the GECO, warm-up and constant-β
-    schedules (``schedule``).
+    Implements *Learning Hierarchical Priors in VAEs* (Klushyn et al., 2019):
+    the prior is a continuous mixture ``p(z) = ∫ p(z|ζ) p(ζ) dζ``, and the
+    KL term's weight ``β`` follows REWO (reconstruct first, then move toward
+    the ELBO while the reconstruction error stays below ``κ²``). The paper's
+    baselines are options: ``prior``, ``objective="iwae"``, ``schedule``.
+    See :ref:`model` and :ref:`schedules`.
 
     Parameters
     ----------
     n_components : int, default=2
         Dimension of the latent code ``z`` (and of ``ζ``).
     prior : {"vhp", "standard", "vamp"}, default="vhp"
-        ``"vhp"``: the learned hierarchical prior. ``"standard"``: ``N(0, I)``.
-        ``"vamp"``: the VampPrior (Tomczak & Welling, 2018), the mixture
-        ``1/K Σ_k q(z|u_k)`` of the encoder's posteriors at
-        ``n_pseudo_inputs`` learned pseudo-inputs ``u_k``, which start as
-        random training rows (chosen with ``random_state``); its
-        ``log p(z)`` is exact.
+        The learned hierarchical prior, ``N(0, I)``, or the VampPrior
+        (Tomczak & Welling, 2018): a mixture of the encoder's posteriors at
+        ``n_pseudo_inputs`` learned pseudo-inputs (starting as random rows).
     objective : {"elbo", "iwae"}, default="elbo"
-        Training objective. ``"elbo"``: the (β-weighted) ELBO with one
-        sample of ``z`` per row. ``"iwae"``: the importance-weighted bound of
-        Burda et al. (2016) with ``K = n_importance`` samples per row: over
-        ``z`` for ``prior="standard"`` (the paper's IWAE (L=1) row) or
-        ``"vamp"``, and over ``(z, ζ)`` jointly, one ``ζ ~ q(ζ|z)`` per ``z``,
-        for ``prior="vhp"`` (the two-layer model ``x ← z ← ζ`` trained as
-        IWAE: the paper's IWAE (L=2) row). With ``K = 1`` it is the ELBO.
-        **β with IWAE**: the schedule still runs and records ``C`` and ``β``;
-        ``β`` tempers the prior-to-posterior ratio inside every importance
-        weight, ``w_k = p(x|z_k) (p(z_k) / q(z_k|x))^β``, so that ``K = 1``
-        gives the β-ELBO exactly and ``β = 1`` the IWAE bound proper. The
-        paper's IWAE rows correspond to ``schedule="constant"`` (``β = 1``);
-        other schedules give a tempered IWAE, which is a bound on
-        ``log p(x)`` only once ``β = 1``.
+        Training objective. ``"elbo"``: the (β-weighted) ELBO, one sample of
+        ``z`` per row. ``"iwae"``: the importance-weighted bound of Burda et
+        al. (2016) with ``K = n_importance`` samples, over ``z`` (standard and
+        Vamp priors: IWAE (L=1)) or ``(z, ζ)`` jointly (``"vhp"``: IWAE
+        (L=2)); ``β`` tempers each importance weight, see
+        :ref:`iwae_beta`. The paper's IWAE rows use ``schedule="constant"``.
     n_pseudo_inputs : int, default=500
         Number of pseudo-inputs of the VampPrior (``prior="vamp"``), capped at
         the number of training samples; ignored by the other priors.
     schedule : {"rewo", "geco", "warmup", "constant"}, default="rewo"
         How ``β`` evolves during training (see :mod:`sklearn_vhp._schedules`).
     kappa : float or "auto", default="auto"
-        Constraint tolerance ``κ``: the reconstruction constraint is
-        ``C ≤ κ²`` with ``C`` the mean per-element squared error between the
-        data and the decoder mean, so ``κ`` is an RMS error in data units.
-        ``"auto"`` follows the data: REWO's initial phase ends when the
-        running error ``Ĉ_t`` falls below ``κ₀²`` — ``κ₀`` is 0.05 for
-        Gaussian data and 0.2 for binary data, in units of the data's scale
-        (1 for data in [0, 1], else four standard deviations, the RMS over
-        features) — or when ``Ĉ_t`` stops falling (less than 10 % lower than
-        one window earlier; a window is an eighth of the iteration budget,
-        kept within 50–500 iterations), whichever comes first. In the second
-        case ``κ² = 1.5 Ĉ_t``: a tolerance the model has shown it can meet,
-        so the prior is trained on data whose reconstruction error at
-        ``n_components`` never gets near ``κ₀``. In the main phase, when the
-        constraint holds ``β`` back (``β < 1`` rose by less than 10 % over a
-        window in which ``Ĉ_t`` exceeded ``κ²``), ``κ²`` is raised to 1.5
-        times the window's largest ``Ĉ_t``, so that training ends at the
-        ELBO (``β = 1``). When ``κ`` is raised, a Gaussian likelihood's
-        training variance is lowered to that error level if it was larger.
-        The value in force at the end is ``kappa_``. A number keeps ``κ``
-        fixed (the paper's way); with ``schedule="geco"``, ``"auto"`` is
-        ``κ₀``.
+        Constraint tolerance ``κ``: the constraint is ``C ≤ κ²`` with ``C``
+        the mean per-element squared reconstruction error, so ``κ`` is an RMS
+        error in data units. A number keeps ``κ`` fixed (the paper's way).
+        ``"auto"`` follows the data: ``κ₀`` (0.05 for Gaussian, 0.2 for
+        binary data, in units of the data's scale), relaxed to 1.5 times an
+        error the model has reached when ``Ĉ_t`` stops falling in REWO's
+        initial phase or the constraint holds ``β`` back in the main phase
+        (see :ref:`auto_kappa`). The value in force is ``kappa_``.
     nu : float, default=5.0
         Update rate ``ν`` of REWO and GECO.
     tau : float, default=3.0
@@ -123,53 +93,35 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
     warmup_epochs : int, default=20
         Length of the linear warm-up, in epochs (``schedule="warmup"``).
     n_importance : int, default=16
-        Importance samples ``K``. With ``objective="elbo"``: samples of
-        ``q(ζ|z)`` in the hierarchical prior's bound on ``log p(z)`` (unused
-        by the standard and Vamp priors, whose ``log p(z)`` is exact). With
-        ``objective="iwae"``: samples of the IWAE bound (see ``objective``).
+        Importance samples ``K``: of ``q(ζ|z)`` in the hierarchical prior's
+        bound on ``log p(z)``, or of the IWAE bound (see ``objective``).
     n_eval_samples : int, default=1000
-        Importance samples per row in :meth:`score_samples` (the paper
-        reports 5000). A setting of the call: read when ``score_samples``
-        runs, so it may be changed on a fitted model.
+        Importance samples per row in :meth:`score_samples` (paper: 5000);
+        read when ``score_samples`` runs.
     likelihood : {"auto", "bernoulli", "gaussian"}, default="auto"
         ``"auto"`` picks Bernoulli when every value is 0 or 1.
     noise_variance : float or "auto", default="auto"
         Variance of the Gaussian likelihood. A number fixes it, for training
         and for the fitted model. ``"auto"`` trains with 0.01 times the
-        squared data scale (see ``kappa``), which sets how much the KL term
-        weighs against reconstruction, and then calibrates the fitted model:
-        ``noise_variance_`` becomes the maximum-likelihood variance given the
-        trained networks (the decoder's mean squared error per feature under
-        ``q(z|x)``, as :class:`~sklearn.decomposition.PCA` estimates its
-        ``noise_variance_``), so that :meth:`score_samples` is a calibrated
-        density. Ignored by the Bernoulli likelihood.
+        squared data scale and calibrates ``noise_variance_`` to the
+        maximum-likelihood variance of the trained networks afterwards (see
+        :ref:`auto_kappa`). Ignored by the Bernoulli likelihood.
     architecture : {"mlp", "conv", "gated_conv"}, default="mlp"
-        Network family of encoder and decoder (paper App. F); the
-        hierarchical prior's networks are MLPs in every case.
-        ``"mlp"``: fully connected networks. ``"conv"``: for images, strided
-        convolutions (32, 32, 64, 64 channels, each halving the image) and
-        ``hidden_layer_sizes`` dense layers in the encoder, mirrored by
-        transposed convolutions in the decoder (the faces/chairs network).
-        ``"gated_conv"``: gated convolutions
-        ``conv_a(x) * sigmoid(conv_b(x))`` in the encoder and gated dense
-        layers in the decoder (the MNIST network of the VampPrior paper).
-        Both need ``image_shape`` and use ``hidden_layer_sizes`` for their
-        dense layers; ``activation`` applies to the non-gated layers.
+        Network family of encoder and decoder (paper App. F; the prior's
+        networks are MLPs): fully connected ``"mlp"``; ``"conv"``, strided
+        convolutions (32, 32, 64, 64 channels) mirrored in the decoder;
+        ``"gated_conv"``, gated convolutions and gated dense layers (the
+        VampPrior paper's MNIST network). Both need ``image_shape``; their
+        dense layers follow ``hidden_layer_sizes``.
     image_shape : tuple of int or None, default=None
-        Shape of one image, ``(height, width)`` or
-        ``(channels, height, width)``, for ``architecture="conv"`` or
-        ``"gated_conv"``: each row of ``X`` is an image flattened in row-major
-        (C order) and ``prod(image_shape)`` must equal the number of
-        features. One entry may be ``-1``, inferred from the number of
-        features as in :func:`numpy.reshape`. Ignored (but checked) with
-        ``architecture="mlp"``.
+        ``(height, width)`` or ``(channels, height, width)`` of one image (a
+        row of ``X`` flattened in C order) for the convolutional
+        architectures; one entry may be ``-1`` (inferred, as in
+        :func:`numpy.reshape`). Checked but ignored with ``"mlp"``.
     hidden_layer_sizes : tuple of int or "auto", default="auto"
         Widths of the hidden layers of every network. ``"auto"``: four
-        layers (the paper's depth) of ``n_samples / 16`` units, at least 32
-        and at most 256 (the paper's 4 × 256 from 4,096 rows on): small data
-        sets get networks they cannot simply memorise (measured on the
-        defaults suite, see :ref:`defaults`). The widths used are
-        ``hidden_layer_sizes_``.
+        layers of ``n_samples / 16`` units, within 32–256 (the paper's
+        4 × 256 from 4,096 rows on); the widths used are ``hidden_layer_sizes_``.
     activation : {"tanh", "relu", "elu", "silu"}, default="tanh"
         Hidden-layer activation.
     init : {"pca", "random"}, default="pca"
@@ -177,41 +129,27 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         linear shortcut beside the MLP, whose output starts at zero), as
         t-SNE and UMAP start from a spectral layout; ``"random"`` does not.
     encoder_variance : {"shared", "amortized"}, default="shared"
-        Covariance of ``q(z|x)``. ``"shared"``: one learned diagonal variance
-        for all inputs. With a learned prior and ``"amortized"`` (per-input)
-        variances the ELBO is, to first order, indifferent to how the latent
-        manifold is parametrised (the optimal posterior width scales with the
-        latent speed and cancels it), and the latent drifts out of shape; a
-        shared variance makes the ELBO prefer constant latent speed, i.e. an
-        isometric layout. ``"amortized"`` is the usual VAE encoder and can
-        give higher likelihoods.
+        Covariance of ``q(z|x)``: one learned diagonal variance for all
+        inputs (``"shared"``, which makes the ELBO prefer an isometric
+        latent layout, see :ref:`pendulum_defaults`) or the usual per-input
+        variance (``"amortized"``, which can give higher likelihoods).
     batch_size : int, default=64
         Mini-batch size (capped at the number of samples).
     max_iter : int or "auto", default="auto"
-        Number of epochs of each ``fit`` call. ``"auto"``: at least 25 epochs
-        and at least 4,000 iterations (Adam steps), at most 200 epochs — 25
-        epochs for 12,000 rows and more, 191 for the 1,347 rows of digits.
-        On the pendulum (12,000 images) 25 epochs is where the angle
-        recovered from the latent was best: the learned prior and the encoder
-        keep co-adapting afterwards and slowly bend the latent ring (0.009 rad
-        at 20 epochs, 0.018–0.029 rad at 50, measured), although the ELBO
-        keeps improving; on small data 25 epochs are too few steps for REWO
-        to leave its initial phase.
+        Number of epochs of each ``fit`` call. ``"auto"``: at least 25
+        epochs and 4,000 iterations (Adam steps), at most 200 epochs (25 for
+        12,000 rows and more; see :ref:`pendulum_defaults`).
     learning_rate : float, default=1e-3
-        Adam step size. When the loss becomes non-finite, ``fit`` restores
-        the state after the last completed epoch, halves the step size (see
-        ``learning_rate_``), warns with :class:`DivergenceWarning` and repeats
-        the epoch; after 3 failed recoveries in a row it raises
-        ``FloatingPointError``.
+        Adam step size. After a non-finite loss, ``fit`` restores the last
+        completed epoch, halves the step size (``learning_rate_``), warns
+        with :class:`DivergenceWarning` and repeats the epoch; after 3 failed
+        recoveries in a row it raises ``FloatingPointError``.
     early_stopping : bool, default=False
-        Set aside ``validation_fraction`` of the training rows, evaluate the
-        negative ELBO (``β = 1``; with ``objective="iwae"`` the negative IWAE
-        bound) on them after every epoch, stop when it has not improved for
-        more than ``n_iter_no_change`` consecutive epochs, and restore the
-        weights (with optimiser and schedule state) of the best epoch. As in
-        :class:`~sklearn.neural_network.MLPRegressor`. Without early stopping
-        training runs for ``max_iter`` epochs (the β-weighted training loss
-        moves with the schedule, so it is no stopping criterion).
+        As in :class:`~sklearn.neural_network.MLPRegressor`: hold out
+        ``validation_fraction`` of the rows, score the negative ELBO (``β =
+        1``; the IWAE bound with ``objective="iwae"``) on them after each
+        epoch, stop after ``n_iter_no_change`` epochs without improvement and
+        restore the best epoch (weights, optimiser, schedule).
     validation_fraction : float, default=0.1
         Fraction of the rows held out for early stopping (at least 2 rows);
         the split is random (``random_state``) and the same in every warm
@@ -225,20 +163,15 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         Seeds initialisation, mini-batches and all sampling, through a local
         ``torch.Generator`` (the global seed is left alone).
     verbose : int, default=0
-        ``> 0`` shows a progress bar with the phase, ``β`` and ``Ĉ_t``;
-        ``>= 2`` also prints one line per epoch (mean loss, ``Ĉ_t``, ``β``,
-        phase, step size and, with early stopping, the validation score).
+        ``> 0``: a progress bar (phase, ``β``, ``Ĉ_t``); ``>= 2``: also a
+        line per epoch (loss, ``Ĉ_t``, ``β``, phase, step size, validation).
     warm_start : bool, default=False
-        Continue training the fitted model (and its schedule) on ``fit``.
-        ``history_`` is appended to, ``β`` and ``Ĉ_t`` carry on, and so does
-        the step size ``learning_rate_`` unless ``learning_rate`` was changed.
-        A fit stopped by Ctrl-C (``KeyboardInterrupt``) keeps the model after
-        its last completed epoch (with a warning), so a warm-started ``fit``
-        continues from there. A warm start refuses (``ValueError``) a change
-        of a parameter the fitted model fixes (its networks, likelihood,
-        device, schedule and the schedule's settings) instead of ignoring it;
-        set ``warm_start=False`` to fit a new model with it. A ``fit`` that
-        fails before training starts leaves the estimator as it was.
+        Continue training the fitted model (and its schedule, ``history_``
+        and step size) on ``fit``; a fit stopped by Ctrl-C keeps its last
+        completed epoch, so a warm start continues from there. A change of a
+        parameter the fitted model fixes (networks, likelihood, device,
+        schedule and its settings) is refused with ``ValueError``. A ``fit``
+        that fails before training leaves the estimator as it was.
 
     Attributes
     ----------
@@ -249,41 +182,30 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
     beta_ : float
         ``β`` at the end of training.
     kappa_ : float
-        The tolerance ``κ`` in force at the end of training (with
-        ``kappa="auto"``, set where REWO's initial phase ended; see
-        ``kappa``).
+        The tolerance ``κ`` in force at the end of training (see ``kappa``).
     hidden_layer_sizes_ : tuple of int
         The hidden widths used (``"auto"`` resolved).
     noise_variance_ : float or None
-        Variance of the Gaussian likelihood of the fitted model (calibrated
-        with ``noise_variance="auto"``); ``None`` for the Bernoulli one.
+        The fitted Gaussian likelihood's variance; ``None`` for Bernoulli.
     likelihood_ : str
         The likelihood used (``"auto"`` resolved).
     history_ : dict of ndarray
-        One entry per training iteration: ``loss``, ``reconstruction``
-        (``-log p(x|z)`` per row), ``constraint`` (batch ``C``),
-        ``constraint_avg`` (``Ĉ_t``), ``kl``, ``beta``, ``phase``, ``epoch``,
-        ``lr`` (Adam's step size). With ``objective="iwae"``,
-        ``reconstruction`` and ``kl`` are averages over the ``K`` samples and
-        ``loss`` is the negative bound. Only completed epochs are recorded
-        (an epoch rolled back after a divergence or an interruption is not).
+        Per training iteration of the completed epochs: ``loss``,
+        ``reconstruction`` (``-log p(x|z)`` per row), ``constraint`` (batch
+        ``C``), ``constraint_avg`` (``Ĉ_t``), ``kl``, ``beta``, ``phase``,
+        ``epoch``, ``lr`` (with IWAE, averages over the ``K`` samples).
     n_iter_ : int
-        Epochs completed (over all calls with ``warm_start``). With early
-        stopping the weights are those of the best epoch, which may be earlier.
+        Epochs completed (over all calls with ``warm_start``).
     learning_rate_ : float
-        Adam's current step size: ``learning_rate``, halved after each
-        recovery from a divergence.
+        Adam's step size: ``learning_rate``, halved at each divergence.
     divergences_ : list of dict
-        One entry per recovery from a non-finite loss: ``epoch``, ``iteration``
-        (within the epoch), ``loss`` (the non-finite value; NaN when the
-        parameters themselves became non-finite) and ``lr`` (the new step size).
+        One entry per recovery from a non-finite loss: ``epoch``,
+        ``iteration``, ``loss`` (NaN for non-finite parameters), ``lr``.
     validation_scores_ : list of float or None
-        Validation ELBO per row (minus the loss described under
-        ``early_stopping``; higher is better) after each epoch, over all
-        calls with ``warm_start``; ``None`` unless ``early_stopping=True``.
+        Validation ELBO per row after each epoch (higher is better); ``None``
+        unless ``early_stopping=True``.
     best_validation_score_ : float or None
-        The best validation score, that of the weights kept; ``None`` unless
-        ``early_stopping=True``.
+        The best validation score, that of the weights kept.
     device_ : torch.device
         Where the module lives.
     n_features_in_ : int
@@ -315,39 +237,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
     #: tests set it on an instance to check that syncs change no result.
     _sync_every = None
 
-    _parameter_constraints = {
-        "n_components": [Interval(Integral, 1, None, closed="left")],
-        "prior": [StrOptions({"vhp", "standard", "vamp"})],
-        "objective": [StrOptions({"elbo", "iwae"})],
-        "n_pseudo_inputs": [Interval(Integral, 1, None, closed="left")],
-        "schedule": [StrOptions({"rewo", "geco", "warmup", "constant"})],
-        "kappa": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
-        "nu": [Interval(Real, 0, None, closed="neither")],
-        "tau": [Interval(Real, 0, None, closed="neither")],
-        "alpha": [Interval(Real, 0, 1, closed="left")],
-        "beta_init": [Interval(Real, 0, None, closed="left"), None],
-        "warmup_epochs": [Interval(Integral, 1, None, closed="left")],
-        "n_importance": [Interval(Integral, 1, None, closed="left")],
-        "n_eval_samples": [Interval(Integral, 1, None, closed="left")],
-        "likelihood": [StrOptions({"auto", "bernoulli", "gaussian"})],
-        "noise_variance": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
-        "architecture": [StrOptions({"mlp", "conv", "gated_conv"})],
-        "image_shape": ["array-like", None],
-        "hidden_layer_sizes": ["array-like", StrOptions({"auto"})],
-        "activation": [StrOptions({"tanh", "relu", "elu", "silu"})],
-        "init": [StrOptions({"pca", "random"})],
-        "encoder_variance": [StrOptions({"amortized", "shared"})],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "device": [str],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-        "warm_start": ["boolean"],
-    }
+    _parameter_constraints = _settings.PARAMETER_CONSTRAINTS
 
     def __init__(
         self,
@@ -417,7 +307,6 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         self.warm_start = warm_start
 
     # ------------------------------------------------------------------ fit
-    # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Train the model on ``X``.
@@ -463,7 +352,9 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             # Also after a FloatingPointError: the model kept (the last finite
             # state) gets its own variance, not the training one.
             if self.likelihood_ == "gaussian" and self.noise_variance == "auto":
-                self._calibrate_noise_variance(data)
+                self.noise_variance_ = _inference.calibrated_noise_variance(
+                    self.module_, data, self._eval_seed, self._module_config["noise_variance"]
+                )
             forget_precisions(self.module_)
 
     def _set_up_fit(self, X):
@@ -611,24 +502,11 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             n_importance=self.n_importance,
         )
 
-    def _validation_score(self, val):
-        """Test hook: the early-stopping score of the fitted model on tensor ``val``."""
+    def _validation_score(self, X):
+        """Test hook: the early-stopping score of the fitted model on ``X``'s validation rows."""
+        _, X_val = self._split_validation(validate_data(self, X, reset=False))
+        val = _to_tensor(X_val, torch.float32, self.device_)
         return self._early_stopping(val).score(self.module_)
-
-    def _calibrate_noise_variance(self, data):
-        """Set ``noise_variance_`` to its maximum-likelihood value for the trained networks.
-
-        The networks were trained with a fixed variance, which sets how much
-        the KL term weighs against reconstruction (like β); ``score_samples``
-        then measures them at their best variance.
-        """
-        # A perfect reconstruction (constant data) must not give a zero variance.
-        self.noise_variance_ = self.module_.fit_noise_variance(
-            data,
-            seed=self._eval_seed,
-            chunk=chunk_rows(self.module_.memory_per_row("squared_error")),
-            floor=1e-4 * self._module_config["noise_variance"],
-        )
 
     # ------------------------------------------------------------ inference
     def _module_for(self, dtype):
@@ -638,19 +516,6 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
     def _validate(self, X):
         check_is_fitted(self)
         return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-
-    def _map_rows(self, fn, module, X, out_width):
-        """Apply ``fn`` to row chunks of ``X`` without gradients; numpy out."""
-        tdtype = torch.float64 if X.dtype == np.float64 else torch.float32
-        chunk = chunk_rows(module.memory_per_row("map", n_out=out_width))
-        out = []
-        with torch.no_grad():
-            for start in range(0, X.shape[0], chunk):
-                x = _to_tensor(X[start : start + chunk], tdtype, self.device_)
-                out.append(fn(x).cpu().numpy())
-        if not out:
-            return np.empty((0, out_width), dtype=X.dtype)
-        return np.concatenate(out).astype(X.dtype, copy=False)
 
     def transform(self, X):
         """Encode ``X`` as posterior means ``E[z|x]``.
@@ -666,7 +531,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         """
         X = self._validate(X)
         module = self._module_for(X.dtype)
-        return self._map_rows(module.encode_mean, module, X, self._n_latent)
+        return _inference.map_rows(module.encode_mean, module, X, self._n_latent, self.device_)
 
     def inverse_transform(self, X):
         """Decode latent codes to decoder means.
@@ -689,40 +554,31 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                 f"n_components={self._n_latent} latent features (the fitted model's width)."
             )
         module = self._module_for(Z.dtype)
-        return self._map_rows(module.decode_mean, module, Z, self.n_features_in_)
+        return _inference.map_rows(module.decode_mean, module, Z, self.n_features_in_, self.device_)
 
     def score_samples(self, X):
         """Importance-sampled log-likelihood ``log p(x)`` of each row, in nats.
 
         ``log p(x) ≈ logsumexp_s log w_s - log S`` with ``S = n_eval_samples``
-        samples from the joint proposal ``q(z|x) q(ζ|z)`` (for the standard
-        prior, ``q(z|x)``). The estimate is a stochastic lower bound that
-        tightens as ``S`` grows. Every row sees the same noise, so a row's
-        value does not depend on the other rows and repeated calls agree.
+        samples from the joint proposal ``q(z|x) q(ζ|z)`` (``q(z|x)`` for the
+        standard prior): a stochastic lower bound that tightens as ``S`` grows
+        (see :ref:`model`). Every row sees the same noise, so a row's value
+        does not depend on the other rows and repeated calls agree. The
+        networks run in the precision of ``X`` (float32 is about twice as
+        fast on a CPU, within ~1e-4 nats); the sum over samples is
+        accumulated in float64. Rows and samples are chunked to fit
+        scikit-learn's ``working_memory`` (at most 16 MiB on a CPU); with
+        ``verbose > 0`` a progress bar counts the rows.
 
-        The networks run in the precision of ``X``: float64 data (numpy's
-        default) is scored in float64; float32 data in float32, about twice
-        as fast on a CPU, with a difference of order 1e-4 nats on MNIST-sized
-        rows. The sum over samples (``logsumexp``) is accumulated in float64
-        either way.
-
-        The work is split into chunks of rows and of samples whose
-        temporaries fit in scikit-learn's ``working_memory`` setting (in MiB,
-        ``sklearn.config_context``; default 1024), so ``S = 5000`` on many
-        rows runs in bounded memory. On a CPU the chunks are kept to at most
-        16 MiB, which stay in cache. With ``verbose > 0`` a progress bar
-        counts the scored rows.
-
-        Rows outside the support of the likelihood have probability zero: with
-        the Bernoulli likelihood, a row with any value outside [0, 1] gets
-        ``-inf`` (with a ``UserWarning`` that counts them) instead of a
-        number the model was never trained to give. Values inside [0, 1] are
-        in the support, fractional ones included (as in ``fit``). The
-        Gaussian likelihood's support is every real row.
+        With the Bernoulli likelihood a row with any value outside [0, 1]
+        lies outside the support: it gets ``-inf``, with a ``UserWarning``
+        that counts such rows (fractional values inside [0, 1] are scored, as
+        in ``fit``). The Gaussian likelihood's support is every real row.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Rows to score.
 
         Returns
         -------
@@ -751,33 +607,14 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         S = self.n_eval_samples
         if isinstance(S, bool) or not isinstance(S, Integral) or S < 1:
             raise ValueError(f"n_eval_samples must be a positive integer, got {S!r}.")
-        module = self._module_for(X.dtype)  # the networks run in the input's precision
-        tdtype = torch.float32 if X.dtype == np.float32 else torch.float64
-        pair = module.memory_per_row("log_marginal", itemsize=X.dtype.itemsize)
-        cap = CPU_CHUNK_MIB if self.device_.type == "cpu" else None
-        s_chunk = min(S, max(1, chunk_rows(pair, cap) // 8))
-        r_chunk = chunk_rows(pair * s_chunk, cap)
-        out, bar = np.empty(X.shape[0]), None
-        if self.verbose:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=X.shape[0], desc="score_samples", unit="row")
-        # A prior's frozen form (the VampPrior's components, computed once) is
-        # held by this call alone: threads share the model, not their state.
-        try:
-            with torch.no_grad(), module.prior.frozen() as prior:
-                for r0 in range(0, X.shape[0], r_chunk):
-                    x = _to_tensor(X[r0 : r0 + r_chunk], tdtype, self.device_)
-                    log_p = module.log_marginal(
-                        x, S, seed=self._eval_seed, samples_per_chunk=s_chunk, prior=prior
-                    )
-                    out[r0 : r0 + x.shape[0]] = log_p.cpu().numpy()
-                    if bar is not None:
-                        bar.update(x.shape[0])
-        finally:
-            if bar is not None:
-                bar.close()
-        return out
+        return _inference.log_marginal_rows(
+            self._module_for(X.dtype),  # the networks run in the input's precision
+            X,
+            S,
+            seed=self._eval_seed,
+            device=self.device_,
+            verbose=self.verbose,
+        )
 
     def score(self, X, y=None):
         """Mean log-likelihood of ``X`` (see :meth:`score_samples`).
@@ -819,14 +656,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
         rng = check_random_state(self.random_state if random_state is None else random_state)
         gen = torch.Generator(device=self.device_).manual_seed(int(rng.randint(2**31 - 1)))
-        module = self._module_for(np.float64)
-        # The prior's networks run on chunks of rows that fit in working_memory
-        # (800,000 rows at once peaked at 3.1 GB); the noise is drawn for all
-        # rows first, so the draws do not depend on the chunks.
-        with torch.no_grad():
-            chunk = chunk_rows(module.memory_per_row("sample"))
-            z = module.sample_latent(n_samples, gen, chunk=chunk)
-        return z.cpu().numpy()
+        return _inference.sample_latent(self._module_for(np.float64), n_samples, gen)
 
     def sample(self, n_samples=1, random_state=None):
         """Generate data: decoder means of codes drawn from the learned prior.
@@ -846,11 +676,11 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
     def active_units(self, X, threshold=0.01):
         """Active latent units and per-dimension KL (paper App. D).
 
-        The activity of a latent unit ``u`` is Burda et al.'s (2016) statistic
-        ``A_u = Cov_x(E_{q(u|x)}[u])``, the variance over the rows of ``X`` of
-        its posterior mean; the unit is active when ``A_u > threshold``. For
-        ``z`` the posterior mean is ``E[z|x]``; for ``ζ`` (hierarchical prior
-        only) it is the mean of ``q(ζ|z)`` at ``z = E[z|x]``.
+        A unit ``u`` is active when Burda et al.'s (2016) activity
+        ``A_u = Cov_x(E_{q(u|x)}[u])``, the variance over the rows of ``X``
+        of its posterior mean, exceeds ``threshold``; for ``ζ``
+        (hierarchical prior only) the posterior mean is that of ``q(ζ|z)`` at
+        ``z = E[z|x]``.
 
         Parameters
         ----------
@@ -862,61 +692,29 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         Returns
         -------
         result : :class:`~sklearn.utils.Bunch`
-            ``z_activity`` : ndarray of shape (n_components,)
-                ``A_u`` of each dimension of ``z``.
-            ``z_active`` : ndarray of bool, shape (n_components,)
-                ``z_activity > threshold``.
-            ``n_active_z`` : int
-                Number of active dimensions of ``z``.
-            ``z_kl`` : ndarray of shape (n_components,) or None
-                Mean over ``X`` of ``KL(q(z_j|x) || N(0, 1))`` per dimension:
-                the (analytic) KL term of the ELBO split by dimension, given
-                only for ``prior="standard"`` (the other priors do not
-                factorise over dimensions).
-            ``zeta_activity``, ``zeta_active``, ``n_active_zeta`` :
-                The same for ``ζ``; ``None`` unless ``prior="vhp"``.
-            ``zeta_kl`` : ndarray of shape (n_components,) or None
-                Mean over ``X`` of ``KL(q(ζ_j|z) || N(0, 1))`` at
-                ``z = E[z|x]``, per dimension (``p(ζ) = N(0, I)``);
-                ``None`` unless ``prior="vhp"``.
+            ``z_activity`` (``A_u`` per dimension of ``z``), ``z_active``
+            (``z_activity > threshold``), ``n_active_z`` (their number) and
+            ``z_kl``, the mean over ``X`` of ``KL(q(z_j|x) || N(0, 1))`` per
+            dimension (only for ``prior="standard"``, else ``None``: the other
+            priors do not factorise over dimensions). ``zeta_activity``,
+            ``zeta_active``, ``n_active_zeta`` and ``zeta_kl`` (the KL of
+            ``q(ζ_j|z)`` to ``p(ζ) = N(0, I)`` at ``z = E[z|x]``): the same
+            for ``ζ``, ``None`` unless ``prior="vhp"``.
         """
         if not isinstance(threshold, Real) or threshold < 0:
             raise ValueError(f"threshold must be a non-negative number, got {threshold!r}.")
         X = self._validate(X)
         if X.shape[0] < 2:
             raise ValueError("active_units needs at least 2 samples to measure a variance.")
-        module = self._module_for(np.float64)
-        d = self._n_latent
-        n_aux = module.prior.n_aux if hasattr(module.prior, "aux_posterior") else 0
-
-        def stats(x):
-            z_mean, z_kl, zeta_mean, zeta_kl = module.latent_statistics(x)
-            parts = [z_mean, z_kl] + ([zeta_mean, zeta_kl] if n_aux else [])
-            return torch.cat(parts, dim=1)
-
-        out = self._map_rows(stats, module, X.astype(np.float64), 2 * d + 2 * n_aux)
-        z_activity = out[:, :d].var(axis=0)
-        result = Bunch(
-            z_activity=z_activity,
-            z_active=z_activity > threshold,
-            n_active_z=int(np.sum(z_activity > threshold)),
-            z_kl=out[:, d : 2 * d].mean(axis=0)
-            if self._module_config["prior"] == "standard"
-            else None,
-            zeta_activity=None,
-            zeta_active=None,
-            n_active_zeta=None,
-            zeta_kl=None,
+        result = _inference.active_units(
+            self._module_for(np.float64),
+            X,
+            self._n_latent,
+            threshold,
+            self.device_,
+            factorised_kl=self._module_config["prior"] == "standard",
         )
-        if n_aux:
-            zeta_activity = out[:, 2 * d : 2 * d + n_aux].var(axis=0)
-            result.update(
-                zeta_activity=zeta_activity,
-                zeta_active=zeta_activity > threshold,
-                n_active_zeta=int(np.sum(zeta_activity > threshold)),
-                zeta_kl=out[:, 2 * d + n_aux :].mean(axis=0),
-            )
-        return result
+        return Bunch(**result)
 
     # ----------------------------------------------------------- sklearn bits
     @property

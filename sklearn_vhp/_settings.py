@@ -13,12 +13,13 @@ torch (:func:`to_tensor`).
 
 import math
 from dataclasses import dataclass
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn import get_config
 from sklearn.utils._chunking import get_chunk_n_rows  # public in sklearn < 1.8
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import svd_flip
 from threadpoolctl import threadpool_limits
 
@@ -66,6 +67,42 @@ STRUCTURAL_PARAMS = (
     "alpha",
     "warmup_epochs",
 )
+
+
+#: The constructor's parameters and what each accepts (``_parameter_constraints``).
+PARAMETER_CONSTRAINTS = {
+    "n_components": [Interval(Integral, 1, None, closed="left")],
+    "prior": [StrOptions({"vhp", "standard", "vamp"})],
+    "objective": [StrOptions({"elbo", "iwae"})],
+    "n_pseudo_inputs": [Interval(Integral, 1, None, closed="left")],
+    "schedule": [StrOptions({"rewo", "geco", "warmup", "constant"})],
+    "kappa": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+    "nu": [Interval(Real, 0, None, closed="neither")],
+    "tau": [Interval(Real, 0, None, closed="neither")],
+    "alpha": [Interval(Real, 0, 1, closed="left")],
+    "beta_init": [Interval(Real, 0, None, closed="left"), None],
+    "warmup_epochs": [Interval(Integral, 1, None, closed="left")],
+    "n_importance": [Interval(Integral, 1, None, closed="left")],
+    "n_eval_samples": [Interval(Integral, 1, None, closed="left")],
+    "likelihood": [StrOptions({"auto", "bernoulli", "gaussian"})],
+    "noise_variance": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+    "architecture": [StrOptions({"mlp", "conv", "gated_conv"})],
+    "image_shape": ["array-like", None],
+    "hidden_layer_sizes": ["array-like", StrOptions({"auto"})],
+    "activation": [StrOptions({"tanh", "relu", "elu", "silu"})],
+    "init": [StrOptions({"pca", "random"})],
+    "encoder_variance": [StrOptions({"amortized", "shared"})],
+    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "max_iter": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+    "learning_rate": [Interval(Real, 0, None, closed="neither")],
+    "early_stopping": ["boolean"],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "device": [str],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+    "warm_start": ["boolean"],
+}
 
 
 def normalised(name, value):
