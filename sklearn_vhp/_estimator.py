@@ -1,14 +1,14 @@
 """VHPEstimator: scikit-learn glue around the hierarchical-prior VAE.
 
-Validation, resolved settings and public methods that delegate: the
-settings' rules live in :mod:`._settings`, the training loop in
-:mod:`._training`, the estimates (``log p(x)``, memory per row) in the model
-(:class:`._torch.vae.VAE`) and the persistence in :mod:`._persistence`.
+Validation, resolved settings and public methods that delegate: the rules
+in :mod:`._settings`, the training loop in :mod:`._training`, the estimates
+on numpy rows in :mod:`._inference` (over the model's own, in
+:class:`._torch.vae.VAE`) and the persistence in :mod:`._persistence`.
 """
 
 import copy
 import warnings
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import torch
@@ -25,19 +25,10 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _inference, _persistence, _settings
 from ._schedules import make_schedule
-from ._settings import CPU_CHUNK_MIB, chunk_rows
 from ._settings import to_tensor as _to_tensor
 from ._torch.factory import build_vae
 from ._torch.vae import forget_precisions, in_precision
-from ._training import (
-    HOST_SYNC_EVERY,
-    DivergenceWarning,
-    EarlyStopping,
-    ShuffledBatches,
-    Trainer,
-    make_adam,
-    set_learning_rate,
-)
+from ._training import DivergenceWarning, EarlyStopping, ShuffledBatches, Trainer, make_adam
 
 __all__ = ["VHPEstimator", "DivergenceWarning"]
 
@@ -232,9 +223,8 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
     (200, 2)
     """
 
-    #: Test hook: iterations between host syncs in ``fit`` (``None``: the
-    #: device's default, ``_training.HOST_SYNC_EVERY``). Not a parameter;
-    #: tests set it on an instance to check that syncs change no result.
+    #: Test hook: iterations between host syncs in ``fit`` (``None``: the device's
+    #: default). Not a parameter: tests set it to check that syncs change nothing.
     _sync_every = None
 
     _parameter_constraints = _settings.PARAMETER_CONSTRAINTS
@@ -314,8 +304,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Training data. Binary data suits the Bernoulli likelihood; other
-            real data the Gaussian one.
+            Training data (binary data get the Bernoulli likelihood).
         y : Ignored
             Not used, present for API consistency.
 
@@ -324,16 +313,14 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         self : VHPEstimator
             The fitted estimator.
         """
-        # Training needs autograd whatever the caller's mode; the context
-        # managers give it back on the way out, also on an exception or Ctrl-C.
+        # Training needs autograd whatever the caller's mode (restored on exit).
         with torch.inference_mode(False), torch.enable_grad():
             self._fit(X)
         return self
 
     def _fit(self, X):
-        # Set-up is all or nothing: a failure or Ctrl-C before the first
-        # training step leaves the estimator as it was (the previous model,
-        # or unfitted), never half-built.
+        # Set-up is all or nothing: a failure or Ctrl-C before training leaves
+        # the estimator as it was (the previous model, or unfitted).
         saved = dict(self.__dict__)
         if "_seed_stream" in saved:  # advanced in place by the set-up
             saved["_seed_stream"] = copy.deepcopy(saved["_seed_stream"])
@@ -342,8 +329,6 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(saved)
-            if hasattr(self, "_optimizer"):
-                set_learning_rate(self._optimizer, self.learning_rate_)
             raise
         forget_precisions(self.module_)
         try:
@@ -388,9 +373,6 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             # learning_rate changed before a warm start.
             self._learning_rate_param = self.learning_rate
             self.learning_rate_ = float(self.learning_rate)
-        set_learning_rate(self._optimizer, self.learning_rate_)
-        if not hasattr(self, "divergences_"):
-            self.divergences_ = []
         if val is not None and self.validation_scores_ is None:
             self.validation_scores_ = []
         return data, generator, val
@@ -407,18 +389,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         self.noise_variance_ = resolved.noise_variance if gaussian else None
         self._train_noise_variance = resolved.noise_variance  # lowered when auto κ is raised
         self._module_config = resolved.module_config
-        n = X.shape[0]
-        self.schedule_ = make_schedule(
-            self.schedule,
-            kappa=self.kappa_,
-            nu=self.nu,
-            tau=self.tau,
-            alpha=self.alpha,
-            beta_init=self.beta_init,
-            # Matches the training loop, which drops the ragged last batch.
-            warmup_steps=self.warmup_epochs * (n // min(self.batch_size, n)),
-            plateau=resolved.plateau,
-        )
+        self.schedule_ = make_schedule(self.schedule, **resolved.schedule_args)
         generator = torch.Generator().manual_seed(int(rng.randint(2**31 - 1)))
         module = build_vae(**self._module_config, generator=generator)
         if self.init == "pca":
@@ -426,16 +397,15 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                 *_settings.pca_projections(X, self.n_components, self.likelihood_, rng)
             )
         if self.prior == "vamp":  # pseudo-inputs start as distinct random training rows
-            rows = rng.choice(n, size=self._module_config["n_pseudo_inputs"], replace=False)
+            rows = rng.choice(len(X), size=self._module_config["n_pseudo_inputs"], replace=False)
             module.prior.set_pseudo_inputs(np.asarray(X[rows], dtype=np.float32))
         self.module_ = module.to(self.device_)
         self._optimizer = make_adam(self.module_, self.learning_rate)
         self.history_, self.n_iter_, self._prior_scaled = {}, 0, False
         self._eval_seed = int(rng.randint(2**31 - 1))
         self._structure = _settings.structural_params(self)
-        # Each fit draws its noise seed from this stream, so a warm-started
-        # fit continues it instead of replaying the first fit's batches and
-        # noise (replayed noise biased the gradients and destabilised runs).
+        # Each fit draws its noise seed from this stream: a warm start continues
+        # it (replaying the first fit's noise biased the gradients).
         self._seed_stream = np.random.RandomState(rng.randint(2**31 - 1))
         self.learning_rate_ = float(self.learning_rate)
         self._learning_rate_param = self.learning_rate
@@ -447,7 +417,6 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         """Hand the model to the training engine; read its state back."""
         module = self.module_
         source = ShuffledBatches(data, self.batch_size, generator)
-        sync = self._sync_every or HOST_SYNC_EVERY.get(self.device_.type, HOST_SYNC_EVERY["gpu"])
         trainer = Trainer(
             module,
             self._optimizer,
@@ -456,13 +425,11 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             n_importance=self.n_importance,
             learning_rate=self.learning_rate_,
             n_iter=self.n_iter_,
-            sync_every=sync,
-            train_noise_variance=getattr(
-                self, "_train_noise_variance", self._module_config["noise_variance"]
-            ),
+            sync_every=self._sync_every,
+            train_noise_variance=self._train_noise_variance,
             lower_variance_with_kappa=self.likelihood_ == "gaussian"
             and self.noise_variance == "auto",
-            prior_scaled=getattr(self, "_prior_scaled", True),
+            prior_scaled=self._prior_scaled,
             divergences=self.divergences_,
             verbose=self.verbose,
         )
@@ -490,12 +457,11 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             )
 
     def _early_stopping(self, val):
-        row = self.module_.memory_per_row("loss", n_samples=self.n_importance)
-        cap = CPU_CHUNK_MIB if self.device_.type == "cpu" else None
+        rows = min(self.batch_size, val.shape[0])
         return EarlyStopping(
             val,
             seed=self._validation_seed,
-            chunk=max(min(self.batch_size, val.shape[0]), chunk_rows(row, cap)),
+            chunk=_inference.loss_chunk(self.module_, self.n_importance, rows, self.device_),
             n_iter_no_change=self.n_iter_no_change,
             scores=self.validation_scores_,
             objective=self.objective,
@@ -513,7 +479,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         """The module in the precision of the input (float64 for float64 data)."""
         return in_precision(self.module_, torch.float32 if dtype == np.float32 else torch.float64)
 
-    def _validate(self, X):
+    def _validate(self, X):  # a fitted model's input
         check_is_fitted(self)
         return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
 
@@ -553,8 +519,8 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                 f"X has {Z.shape[1]} features, but inverse_transform expects "
                 f"n_components={self._n_latent} latent features (the fitted model's width)."
             )
-        module = self._module_for(Z.dtype)
-        return _inference.map_rows(module.decode_mean, module, Z, self.n_features_in_, self.device_)
+        m = self._module_for(Z.dtype)
+        return _inference.map_rows(m.decode_mean, m, Z, self.n_features_in_, self.device_)
 
     def score_samples(self, X):
         """Importance-sampled log-likelihood ``log p(x)`` of each row, in nats.
@@ -570,10 +536,8 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         scikit-learn's ``working_memory`` (at most 16 MiB on a CPU); with
         ``verbose > 0`` a progress bar counts the rows.
 
-        With the Bernoulli likelihood a row with any value outside [0, 1]
-        lies outside the support: it gets ``-inf``, with a ``UserWarning``
-        that counts such rows (fractional values inside [0, 1] are scored, as
-        in ``fit``). The Gaussian likelihood's support is every real row.
+        A row outside the Bernoulli likelihood's support (a value outside
+        [0, 1]) gets ``-inf``, with a ``UserWarning`` that counts such rows.
 
         Parameters
         ----------
@@ -586,31 +550,20 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             ``-inf`` for rows outside the likelihood's support.
         """
         X = self._validate(X)
-        if self.likelihood_ == "bernoulli" and X.size:
-            outside = ((X < 0) | (X > 1)).any(axis=1)
-            if outside.any():
-                warnings.warn(
-                    f"{int(outside.sum())} of {X.shape[0]} rows have values outside [0, 1], "
-                    "the support of the Bernoulli likelihood this model was fitted with: "
-                    "their log-likelihood is -inf. Scale the data as the training data "
-                    "were (e.g. binarise it) to score them.",
-                    UserWarning,
-                    stacklevel=2,
-                )
-                out = np.full(X.shape[0], -np.inf)
-                out[~outside] = self._score_rows(X[~outside])
-                return out
-        return self._score_rows(X)
+        _settings.check_positive_int("n_eval_samples", self.n_eval_samples)
+        outside = _settings.outside_support(X, self.likelihood_)
+        if outside is None:
+            return self._score_rows(X)
+        out = np.full(X.shape[0], -np.inf)
+        out[~outside] = self._score_rows(X[~outside])
+        return out
 
     def _score_rows(self, X):
         """``score_samples`` of validated rows inside the likelihood's support."""
-        S = self.n_eval_samples
-        if isinstance(S, bool) or not isinstance(S, Integral) or S < 1:
-            raise ValueError(f"n_eval_samples must be a positive integer, got {S!r}.")
         return _inference.log_marginal_rows(
             self._module_for(X.dtype),  # the networks run in the input's precision
             X,
-            S,
+            self.n_eval_samples,
             seed=self._eval_seed,
             device=self.device_,
             verbose=self.verbose,
@@ -627,19 +580,16 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         Returns
         -------
         float
-            Mean of :meth:`score_samples`; higher is better, so model
-            selection by ``GridSearchCV`` picks the best held-out likelihood.
-            ``-inf`` when a row lies outside the likelihood's support (see
-            :meth:`score_samples`).
+            Mean of :meth:`score_samples` (higher is better, so
+            ``GridSearchCV`` picks the best held-out likelihood).
         """
         return float(np.mean(self.score_samples(X)))
 
     def sample_latent(self, n_samples=1, random_state=None):
         """Draw latent codes from the learned prior.
 
-        Hierarchical prior: ``ζ ~ N(0, I)``, ``z ~ p(z|ζ)``; standard prior:
-        ``z ~ N(0, I)``; VampPrior: a uniformly chosen pseudo-input ``u_k``,
-        then ``z ~ q(z|u_k)``.
+        ``ζ ~ N(0, I)``, ``z ~ p(z|ζ)`` (hierarchical prior); ``z ~ N(0, I)``
+        (standard); ``z ~ q(z|u_k)`` at a uniformly chosen pseudo-input (Vamp).
 
         Parameters
         ----------
@@ -652,8 +602,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         Z : ndarray of shape (n_samples, n_components)
         """
         check_is_fitted(self)
-        if isinstance(n_samples, bool) or not isinstance(n_samples, Integral) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        _settings.check_positive_int("n_samples", n_samples)
         rng = check_random_state(self.random_state if random_state is None else random_state)
         gen = torch.Generator(device=self.device_).manual_seed(int(rng.randint(2**31 - 1)))
         return _inference.sample_latent(self._module_for(np.float64), n_samples, gen)

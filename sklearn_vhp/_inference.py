@@ -69,6 +69,13 @@ def log_marginal_rows(module, X, n_samples, *, seed, device, verbose=0):
     return out
 
 
+def loss_chunk(module, n_importance, min_rows, device):
+    """Rows per chunk of a training-loss evaluation (early stopping's score)."""
+    row = module.memory_per_row("loss", n_samples=n_importance)
+    cap = CPU_CHUNK_MIB if device.type == "cpu" else None
+    return max(min_rows, chunk_rows(row, cap))
+
+
 def calibrated_noise_variance(module, data, seed, train_variance):
     """The Gaussian likelihood's maximum-likelihood variance for the trained networks.
 

@@ -171,6 +171,10 @@ def set_state(state):
     state["module_"] = module
     state["_optimizer"] = optimizer
     state["device_"] = device
+    # Training state added since: these defaults continue older models as they trained.
+    state.setdefault("divergences_", [])
+    state.setdefault("_train_noise_variance", state["_module_config"].get("noise_variance"))
+    state.setdefault("_prior_scaled", True)
     return state
 
 

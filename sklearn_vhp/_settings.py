@@ -12,6 +12,7 @@ torch (:func:`to_tensor`).
 """
 
 import math
+import warnings
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -183,6 +184,34 @@ def resolve_device(device):
             "CUDA device(s) are visible."
         )
     return dev
+
+
+def check_positive_int(name, value):
+    """Refuse anything but a positive integer (bools included) for argument ``name``."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+
+def outside_support(X, likelihood):
+    """Rows of validated ``X`` outside the likelihood's support (a mask), with a warning.
+
+    The Bernoulli likelihood's support is [0, 1] (fractional values included,
+    as in ``fit``); the Gaussian one's is every real row (``None``).
+    """
+    if likelihood != "bernoulli" or not X.size:
+        return None
+    outside = ((X < 0) | (X > 1)).any(axis=1)
+    if not outside.any():
+        return None
+    warnings.warn(
+        f"{int(outside.sum())} of {X.shape[0]} rows have values outside [0, 1], "
+        "the support of the Bernoulli likelihood this model was fitted with: "
+        "their log-likelihood is -inf. Scale the data as the training data "
+        "were (e.g. binarise it) to score them.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return outside
 
 
 def check_fit_input(est, X, continuing):
@@ -442,7 +471,7 @@ class Settings:
     noise_variance: float
     hidden_layer_sizes: tuple
     module_config: dict
-    plateau: dict
+    schedule_args: dict  # make_schedule's keyword arguments
 
 
 def resolve(est, X, hidden):
@@ -477,4 +506,14 @@ def resolve(est, X, hidden):
         architecture=est.architecture,
         image_shape=image_shape(est, X.shape[1]),
     )
-    return Settings(device, lik, kappa, noise_variance, hidden, module_config, plateau)
+    schedule_args = dict(
+        kappa=kappa,
+        nu=est.nu,
+        tau=est.tau,
+        alpha=est.alpha,
+        beta_init=est.beta_init,
+        # Matches the training loop, which drops the ragged last batch.
+        warmup_steps=est.warmup_epochs * (n // min(est.batch_size, n)),
+        plateau=plateau,
+    )
+    return Settings(device, lik, kappa, noise_variance, hidden, module_config, schedule_args)

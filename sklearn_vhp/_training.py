@@ -148,8 +148,9 @@ class Trainer:
         The current step size (halved at each divergence).
     n_iter : int
         Epochs completed before this run.
-    sync_every : int
-        Iterations between host syncs (:data:`HOST_SYNC_EVERY`).
+    sync_every : int or None
+        Iterations between host syncs; ``None``: the module's device's
+        default (:data:`HOST_SYNC_EVERY`).
     train_noise_variance : float
         The Gaussian likelihood's training variance.
     lower_variance_with_kappa : bool
@@ -182,7 +183,10 @@ class Trainer:
     ):
         self.module, self.optimizer, self.schedule = module, optimizer, schedule
         self.objective, self.n_importance = objective, n_importance
-        self.learning_rate, self.n_iter, self.sync_every = learning_rate, n_iter, sync_every
+        self.learning_rate, self.n_iter = learning_rate, n_iter
+        set_learning_rate(optimizer, learning_rate)
+        device = next(module.parameters()).device.type
+        self.sync_every = sync_every or HOST_SYNC_EVERY.get(device, HOST_SYNC_EVERY["gpu"])
         self.train_noise_variance = train_noise_variance
         self.lower_variance_with_kappa = lower_variance_with_kappa
         self.prior_scaled, self.divergences, self.verbose = prior_scaled, divergences, verbose
