@@ -30,13 +30,23 @@ import time
 T_START = time.perf_counter()
 
 
+def auto_neighbors(n_nodes, n_dims):
+    """The method ``ManifoldInterpolator(neighbors="auto")`` picks, as documented.
+
+    Exact neighbours in up to four latent dimensions or up to 70,000 nodes,
+    pynndescent otherwise (the ``neighbors`` parameter's docstring; a fitted
+    interpolator reports its choice in ``neighbors_``).
+    """
+    return "exact" if n_dims <= 4 or n_nodes <= 70_000 else "pynndescent"
+
+
 def _child(n_nodes, n_dims, method, n_neighbors, recall):
     """Run in a fresh process: print timings as one JSON line."""
     import numpy as np
     from sklearn.base import BaseEstimator, TransformerMixin
+    from sklearn.neighbors import NearestNeighbors
 
     from sklearn_vhp import ManifoldInterpolator
-    from sklearn_vhp._interpolation import _knn_exact, _resolve_neighbors
 
     t_import = time.perf_counter() - T_START
 
@@ -81,11 +91,11 @@ def _child(n_nodes, n_dims, method, n_neighbors, recall):
         fresh_s=fresh, fresh_build_s=build, fresh_path_s=search,
         warm_build_s=warm_build, warm_path_s=warm_search,
         path_points=len(path.nodes), path_length=path.length,
-        auto=_resolve_neighbors("auto", n_nodes, n_dims),
+        auto=auto_neighbors(n_nodes, n_dims),
     )
     if recall and method == "pynndescent" and n_nodes <= 20_000:
         k = min(n_neighbors, n_nodes - 1)
-        exact, _ = _knn_exact(interp.nodes_, k, None)
+        exact = NearestNeighbors(n_neighbors=k).fit(interp.nodes_).kneighbors()[1]
         graph = interp.graph_
         hits = sum(
             np.isin(exact[i], graph.indices[graph.indptr[i] : graph.indptr[i + 1]]).sum()
@@ -173,10 +183,8 @@ def main(argv=None):
     if args.table:
         with open(args.table) as f:
             rows = [json.loads(line) for line in f if line.startswith("{")]
-        for r in rows:  # the auto column follows the current switch point
-            from sklearn_vhp._interpolation import _resolve_neighbors
-
-            r["auto"] = _resolve_neighbors("auto", r["n_nodes"], r["n_dims"])
+        for r in rows:  # the auto column follows the documented switch point
+            r["auto"] = auto_neighbors(r["n_nodes"], r["n_dims"])
         _print_table(rows)
         return
 

@@ -206,3 +206,45 @@ class WarmupSchedule(BetaSchedule):
         self.t += 1
         frac = min(1.0, self.t / self.n_steps)
         self.beta = self.beta_init + (1.0 - self.beta_init) * frac
+
+
+#: ``β`` at the start, by schedule, when ``beta_init`` is not given.
+DEFAULT_BETA_INIT = {"rewo": 1e-3, "geco": 1.0, "warmup": 0.0, "constant": 1.0}
+
+
+def check_beta_init(name, beta_init):
+    """Refuse a ``beta_init`` the schedule ``name`` cannot start from."""
+    if beta_init is None:
+        return
+    if name == "rewo" and not 0 < beta_init <= 1:
+        raise ValueError(
+            f"schedule='rewo' needs 0 < beta_init <= 1 (β stays in (0, 1]), got "
+            f"beta_init={beta_init!r}."
+        )
+    if name == "geco" and beta_init <= 0:
+        raise ValueError(
+            "schedule='geco' needs beta_init > 0 (β = 1/λ for a Lagrange "
+            f"multiplier λ), got beta_init={beta_init!r}."
+        )
+
+
+def make_schedule(name, *, kappa, nu, tau, alpha, beta_init=None, warmup_steps=0, plateau=None):
+    """The schedule ``name`` (``"rewo"``, ``"geco"``, ``"warmup"``, ``"constant"``).
+
+    Each schedule takes the arguments it uses: ``kappa`` (REWO, GECO), ``nu``
+    (REWO, GECO), ``tau`` (REWO), ``warmup_steps`` (warm-up), ``plateau``
+    (REWO's plateau rule: ``plateau_window``, ``plateau_tol``,
+    ``plateau_margin``, or ``None``). ``beta_init=None`` starts at the
+    schedule's default (:data:`DEFAULT_BETA_INIT`).
+    """
+    check_beta_init(name, beta_init)
+    beta = DEFAULT_BETA_INIT[name] if beta_init is None else beta_init
+    if name == "rewo":
+        return REWOSchedule(kappa, nu=nu, tau=tau, alpha=alpha, beta_init=beta, **(plateau or {}))
+    if name == "geco":
+        return GECOSchedule(kappa, nu=nu, alpha=alpha, beta_init=beta)
+    if name == "warmup":
+        return WarmupSchedule(warmup_steps, alpha=alpha, beta_init=beta)
+    if name == "constant":
+        return ConstantSchedule(beta, alpha=alpha)
+    raise ValueError(f"Unknown schedule {name!r}.")

@@ -168,7 +168,7 @@ def test_vamp_score_samples_matches_manual_importance_sampling(pendulum):
     ).fit(X)
     x = X[:6]
     S, d = est.n_eval_samples, est.n_components
-    gen = torch.Generator().manual_seed(est._eval_seed)
+    gen = torch.Generator().manual_seed(est._eval_seed)  # test hook: the evaluation noise
     eps = torch.randn(S, d, generator=gen, dtype=torch.float64).numpy()
     module = copy.deepcopy(est.module_).double()
     with torch.no_grad():

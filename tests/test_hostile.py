@@ -532,7 +532,7 @@ def test_sample_and_score_samples_work_in_chunks_with_the_same_answer(X, prior, 
 
 
 def test_score_samples_noise_is_drawn_in_bounded_blocks(fitted, X, monkeypatch):
-    import sklearn_vhp._estimator as mod
+    import sklearn_vhp._torch.vae as mod  # the model draws the noise of its estimate
 
     ref = fitted.set_params(n_eval_samples=50).score_samples(X[:2])
     sizes = []
@@ -544,7 +544,7 @@ def test_score_samples_noise_is_drawn_in_bounded_blocks(fitted, X, monkeypatch):
         return out
 
     monkeypatch.setattr(mod.torch, "randn", spy)
-    monkeypatch.setattr(mod, "_NOISE_BLOCK_FLOATS", 40)  # blocks of 10 samples
+    monkeypatch.setattr(mod, "NOISE_BLOCK_FLOATS", 40)  # blocks of 10 samples
     blocked = fitted.score_samples(X[:2])
     fitted.set_params(n_eval_samples=16)
     assert sizes and max(sizes) <= 40

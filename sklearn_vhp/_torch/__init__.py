@@ -3,7 +3,11 @@
 ``networks``   encoder / decoder MLPs
 ``likelihoods``  p(x|z): Bernoulli (logits) and Gaussian (fixed variance)
 ``priors``     p(z): standard normal, hierarchical (VHP) and VampPrior
-``vae``        the VAE that combines them and computes every loss term
+``conv``       convolutional encoders and decoders for images
+``vae``        the VAE that combines them, computes every loss term and owns
+               its estimates (``log_marginal``, ``memory_per_row``)
+``factory``    construction, not a module: ``build_vae`` turns plain settings
+               into a VAE and ``reset_parameters`` initialises it
 """
 
 from .likelihoods import BernoulliLikelihood, GaussianLikelihood

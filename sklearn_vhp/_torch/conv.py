@@ -29,7 +29,7 @@ import math
 import torch
 from torch import nn
 
-from .networks import LOGVAR_BOUND
+from .networks import GaussianHead
 
 #: Encoder convolutions of the gated network: (channels, kernel, stride),
 #: the VampPrior's MNIST encoder (28 x 28 -> 6 x 7 x 7 features).
@@ -119,10 +119,10 @@ class _ConvTrunk(nn.Module):
         return self.dense(self.conv(x).flatten(1))
 
 
-class ConvGaussianEncoder(nn.Module):
+class ConvGaussianEncoder(GaussianHead, nn.Module):
     """Convolutional encoder of a diagonal Gaussian ``q(z|x)``.
 
-    Same interface as :class:`~.networks.GaussianMLP`: ``forward(x)`` returns
+    A :class:`~.networks.GaussianHead`, like :class:`~.networks.GaussianMLP`: ``forward(x)`` returns
     ``(mean, logvar)`` with log-variances squashed softly into
     ``(-LOGVAR_BOUND, LOGVAR_BOUND)``; with ``shared_variance`` the
     log-variance is one learned vector for all inputs.
@@ -177,26 +177,11 @@ class ConvGaussianEncoder(nn.Module):
         y = self.out(self.trunk(flat.reshape(-1, *self.image_shape)))
         if self.shortcut is not None:
             y = y + self.shortcut(flat)
-        y = y.reshape(*lead, 2 * self.n_out)
-        mean, raw = y[..., : self.n_out], y[..., self.n_out :]
-        if self.shared_logvar is not None:
-            raw = self.shared_logvar.expand_as(raw)
-        return mean, LOGVAR_BOUND * torch.tanh(raw / LOGVAR_BOUND)
+        return self.gaussian(y.reshape(*lead, 2 * self.n_out))
 
-    @torch.no_grad()
-    def reset_variance(self):
-        """Start with unit variances (zero pre-activation log-variances)."""
-        self.out.bias[self.n_out :] = 0.0
-        if self.shared_logvar is not None:
-            self.shared_logvar.zero_()
-
-    @torch.no_grad()
-    def set_linear_mean(self, weight, bias):
-        """Start the mean as an affine map of the input (e.g. a PCA projection)."""
-        self.out.weight[: self.n_out].zero_()
-        self.out.bias[: self.n_out] = torch.as_tensor(bias)
-        self.shortcut.weight[: self.n_out] = torch.as_tensor(weight)
-        self.shortcut.weight[self.n_out :].zero_()
+    @property
+    def head_layers(self):
+        return self.out, self.shortcut
 
 
 class _ImageDecoder(nn.Module):

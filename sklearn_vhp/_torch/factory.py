@@ -1,4 +1,9 @@
-"""Build a :class:`VAE` from plain settings and initialise it reproducibly."""
+"""Construction, not a module: build a :class:`VAE` from plain settings.
+
+``build_vae`` turns picklable settings into the networks, likelihood and
+prior and initialises them reproducibly (``reset_parameters``); the
+estimator and the loader of pickled models call it, nothing else does.
+"""
 
 import math
 
@@ -7,7 +12,7 @@ from torch import nn
 
 from .conv import ConvGaussianEncoder, DeconvDecoder, GatedDecoder
 from .likelihoods import BernoulliLikelihood, GaussianLikelihood
-from .networks import MLP, GaussianMLP
+from .networks import MLP, GaussianHead, GaussianMLP
 from .priors import HierarchicalPrior, StandardNormalPrior, VampPrior
 from .vae import VAE
 
@@ -88,7 +93,7 @@ def build_vae(
             pri = StandardNormalPrior(n_components)
         else:
             raise ValueError(f"Unknown prior {prior!r}.")
-        vae = VAE(encoder, decoder, lik, pri)
+        vae = VAE(encoder, decoder, lik, pri, hidden_layer_sizes=hidden)
     if generator is not None:
         reset_parameters(vae, generator)
     return vae
@@ -108,11 +113,7 @@ def reset_parameters(module, generator):
             m.weight.uniform_(-bound, bound, generator=generator)
             if m.bias is not None:
                 m.bias.uniform_(-bound, bound, generator=generator)
-    # GaussianMLPs start with unit variances.
+    # Gaussian encoders start with unit variances.
     for m in module.modules():
-        if isinstance(m, GaussianMLP):
-            m.net.out.bias[m.n_out :] = 0.0
-            if m.shared_logvar is not None:
-                m.shared_logvar.zero_()
-        elif isinstance(m, ConvGaussianEncoder):
+        if isinstance(m, GaussianHead):
             m.reset_variance()

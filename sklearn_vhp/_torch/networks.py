@@ -12,9 +12,33 @@ LOG_2PI = math.log(2.0 * math.pi)
 LOGVAR_BOUND = 6.0
 
 
+def gaussian_log_density(sq, logvar):
+    """The one diagonal-Gaussian log-density: ``sq`` is ``(x - mean)² / var``.
+
+    Summed over the last axis. Every Gaussian ``log N(x; mean, exp(logvar))``
+    of the package goes through here, given ``sq`` in whatever form is exact
+    and cheapest for the caller (see :func:`gaussian_log_prob` and
+    :func:`gaussian_log_prob_of_noise`).
+    """
+    return -0.5 * (sq + logvar + LOG_2PI).sum(-1)
+
+
 def gaussian_log_prob(x, mean, logvar):
     """Log-density of a diagonal Gaussian, summed over the last axis."""
-    return -0.5 * (((x - mean) ** 2) * torch.exp(-logvar) + logvar + LOG_2PI).sum(-1)
+    return gaussian_log_density(((x - mean) ** 2) * torch.exp(-logvar), logvar)
+
+
+def gaussian_log_prob_of_noise(eps, logvar):
+    """Log-density of ``mean + exp(logvar / 2) * eps`` under ``N(mean, exp(logvar))``.
+
+    From the reparametrisation noise directly (``sq = eps²``): exact and cheaper.
+    """
+    return gaussian_log_density(eps**2, logvar)
+
+
+def log_mean_exp(log_w, dim):
+    """``log(1/K Σ_k exp(log_w_k))`` over axis ``dim`` of ``K`` entries."""
+    return torch.logsumexp(log_w, dim=dim) - math.log(log_w.shape[dim])
 
 
 def standard_normal_log_prob(x):
@@ -64,7 +88,45 @@ class MLP(nn.Module):
         self.shortcut.weight.copy_(torch.as_tensor(weight))
 
 
-class GaussianMLP(nn.Module):
+class GaussianHead:
+    """The Gaussian output of an encoder: ``(mean, logvar)`` from ``2 n_out`` outputs.
+
+    Mixed into the encoders (:class:`GaussianMLP`, the convolutional ones),
+    which set ``n_out`` and ``shared_logvar`` (a learned vector, or ``None``)
+    and name their last layer and linear shortcut in :attr:`head_layers`.
+    Log-variances are squashed softly into ``(-LOGVAR_BOUND, LOGVAR_BOUND)``.
+    """
+
+    @property
+    def head_layers(self):
+        """``(out, shortcut)``: the layers that produce the ``2 n_out`` outputs."""
+        raise NotImplementedError
+
+    def gaussian(self, y):
+        """Split the ``2 n_out`` outputs ``y`` into the mean and bounded log-variance."""
+        mean, raw = y[..., : self.n_out], y[..., self.n_out :]
+        if self.shared_logvar is not None:
+            raw = self.shared_logvar.expand_as(raw)
+        return mean, LOGVAR_BOUND * torch.tanh(raw / LOGVAR_BOUND)
+
+    @torch.no_grad()
+    def reset_variance(self):
+        """Start with unit variances (zero pre-activation log-variances)."""
+        self.head_layers[0].bias[self.n_out :] = 0.0
+        if self.shared_logvar is not None:
+            self.shared_logvar.zero_()
+
+    @torch.no_grad()
+    def set_linear_mean(self, weight, bias):
+        """Start the mean as an affine map of the input (e.g. a PCA projection)."""
+        out, shortcut = self.head_layers
+        out.weight[: self.n_out].zero_()
+        out.bias[: self.n_out] = torch.as_tensor(bias)
+        shortcut.weight[: self.n_out] = torch.as_tensor(weight)
+        shortcut.weight[self.n_out :].zero_()
+
+
+class GaussianMLP(GaussianHead, nn.Module):
     """An MLP that outputs the mean and log-variance of a diagonal Gaussian."""
 
     def __init__(
@@ -77,18 +139,9 @@ class GaussianMLP(nn.Module):
         # same for every input (a homoscedastic posterior).
         self.shared_logvar = nn.Parameter(torch.zeros(n_out)) if shared_variance else None
 
-    def forward(self, x):
-        h = self.net(x)
-        mean, raw = h[..., : self.n_out], h[..., self.n_out :]
-        if self.shared_logvar is not None:
-            raw = self.shared_logvar.expand_as(raw)
-        return mean, LOGVAR_BOUND * torch.tanh(raw / LOGVAR_BOUND)
+    @property
+    def head_layers(self):
+        return self.net.out, self.net.shortcut
 
-    @torch.no_grad()
-    def set_linear_mean(self, weight, bias):
-        """Start the mean as an affine map of the input (e.g. a PCA projection)."""
-        net = self.net
-        net.out.weight[: self.n_out].zero_()
-        net.out.bias[: self.n_out] = torch.as_tensor(bias)
-        net.shortcut.weight[: self.n_out] = torch.as_tensor(weight)
-        net.shortcut.weight[self.n_out :].zero_()
+    def forward(self, x):
+        return self.gaussian(self.net(x))

@@ -1,17 +1,24 @@
 """Priors p(z): the standard normal, the hierarchical prior of VHP, the VampPrior.
 
-Every prior has ``log_prob(z, eps)``, ``sample(n, generator, device, dtype)``
-and ``n_aux``, the width of the auxiliary noise ``eps`` its log-density
+Every prior has ``log_prob(z, eps)``, ``sample(n, generator, device, dtype)``,
+``frozen()`` (a context giving the form to use for many ``log_prob`` calls
+without gradients) and ``n_aux``, the width of the auxiliary noise ``eps`` its log-density
 estimate consumes (0 when ``log p(z)`` is exact and ``eps`` is ignored).
 """
 
 import contextlib
-import math
 
 import torch
 from torch import nn
 
-from .networks import GaussianMLP, gaussian_log_prob, standard_normal_log_prob
+from .networks import (
+    LOG_2PI,
+    GaussianMLP,
+    gaussian_log_prob,
+    gaussian_log_prob_of_noise,
+    log_mean_exp,
+    standard_normal_log_prob,
+)
 
 
 class StandardNormalPrior(nn.Module):
@@ -27,6 +34,11 @@ class StandardNormalPrior(nn.Module):
     def log_prob(self, z, eps=None):
         """Exact ``log p(z)``, shape ``z.shape[:-1]`` (``eps`` is ignored)."""
         return standard_normal_log_prob(z)
+
+    @contextlib.contextmanager
+    def frozen(self):
+        """This prior itself: nothing to precompute (see :meth:`VampPrior.frozen`)."""
+        yield self
 
     def sample(self, n, generator, device=None, dtype=None, chunk=None):
         return torch.randn(n, self.n_components, generator=generator, device=device, dtype=dtype)
@@ -101,11 +113,15 @@ class HierarchicalPrior(nn.Module):
         """
         mean_q, logvar_q = self._q(z)
         zeta = mean_q + torch.exp(0.5 * logvar_q) * eps
-        # log q(ζ|z) from the noise directly: exact and cheaper.
-        log_q = -0.5 * (eps**2 + logvar_q + math.log(2 * math.pi)).sum(-1)
+        log_q = gaussian_log_prob_of_noise(eps, logvar_q)
         mean_p, logvar_p = self._p(zeta)
         log_w = gaussian_log_prob(z, mean_p, logvar_p) + standard_normal_log_prob(zeta) - log_q
-        return torch.logsumexp(log_w, dim=0) - math.log(eps.shape[0])
+        return log_mean_exp(log_w, dim=0)
+
+    @contextlib.contextmanager
+    def frozen(self):
+        """This prior itself: nothing to precompute (see :meth:`VampPrior.frozen`)."""
+        yield self
 
     def aux_posterior(self, z):
         """Mean and log-variance of ``q_Φ(ζ|z)``, each of shape ``(..., n_aux)``."""
@@ -157,6 +173,11 @@ class VampPrior(nn.Module):
 
     n_aux = 0
 
+    @property
+    def n_components_mixture(self):
+        """``K``, the number of mixture components (for memory budgets)."""
+        return self.pseudo_inputs.shape[0]
+
     def __init__(self, encoder, n_pseudo_inputs, n_features):
         super().__init__()
         self.n_components = encoder.n_out
@@ -207,7 +228,7 @@ class VampPrior(nn.Module):
         """
         mean, logvar = self.components()  # (K, d)
         log_comp = gaussian_log_prob(z.unsqueeze(-2), mean, logvar)  # (..., K)
-        return torch.logsumexp(log_comp, dim=-1) - math.log(mean.shape[0])
+        return log_mean_exp(log_comp, dim=-1)
 
     @contextlib.contextmanager
     def frozen(self):
@@ -261,11 +282,11 @@ class FrozenVampPrior:
         inv_var = torch.exp(-logvar)
         self._a = inv_var.T.contiguous()  # (d, K)
         self._b = (mean * inv_var).T.contiguous()  # (d, K)
-        self._c = (mean * mean * inv_var + logvar + math.log(2 * math.pi)).sum(-1)  # (K,)
+        self._c = (mean * mean * inv_var + logvar + LOG_2PI).sum(-1)  # (K,)
 
     def log_prob(self, z, eps=None):
         """Exact ``log p(z)``, shape ``z.shape[:-1]``, in the dtype of ``z``."""
         z64 = z.to(torch.float64)
         log_comp = -0.5 * ((z64 * z64) @ self._a - 2.0 * (z64 @ self._b) + self._c)  # (..., K)
-        log_p = torch.logsumexp(log_comp, dim=-1) - math.log(self._c.shape[0])
+        log_p = log_mean_exp(log_comp, dim=-1)
         return log_p.to(z.dtype)

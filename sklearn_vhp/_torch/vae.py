@@ -1,11 +1,17 @@
-"""The variational auto-encoder: the one place where loss terms are computed."""
+"""The variational auto-encoder: the one place where loss terms and estimates are computed."""
 
+import contextlib
+import copy
 import math
+import weakref
 
 import torch
 from torch import nn
 
-from .networks import standard_normal_kl
+from .networks import gaussian_log_prob_of_noise, log_mean_exp, standard_normal_kl
+
+#: Floats of importance-sampling noise :meth:`VAE.log_marginal` draws at once (8 MiB).
+NOISE_BLOCK_FLOATS = 2**20
 
 
 class VAE(nn.Module):
@@ -20,16 +26,22 @@ class VAE(nn.Module):
     likelihood : nn.Module
         Has ``log_prob(x, out)`` and ``mean(out)``.
     prior : nn.Module
-        Has ``log_prob(z, eps)``, ``sample(n, generator, device, dtype)`` and
-        ``n_aux``, the width of the noise its estimate consumes (0 when exact).
+        Has ``log_prob(z, eps)``, ``sample(n, generator, device, dtype)``,
+        ``frozen()`` and ``n_aux``, the width of the noise its estimate
+        consumes (0 when exact).
+    hidden_layer_sizes : tuple of int, default=()
+        The widths the networks were built with; with the networks' own
+        statements (``floats_per_row``, ``floats_per_sample``) they give the
+        memory a row needs (:meth:`memory_per_row`).
     """
 
-    def __init__(self, encoder, decoder, likelihood, prior):
+    def __init__(self, encoder, decoder, likelihood, prior, *, hidden_layer_sizes=()):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
         self.likelihood = likelihood
         self.prior = prior
+        self.hidden_layer_sizes = tuple(hidden_layer_sizes)
 
     # -- groups of parameters (REWO trains the prior only in its main phase)
     def autoencoder_parameters(self):
@@ -73,8 +85,7 @@ class VAE(nn.Module):
         """
         mean, logvar = self.encoder(x)  # (B, d)
         z = mean[:, None, :] + torch.exp(0.5 * logvar)[:, None, :] * eps_z  # (B, S, d)
-        # log q(z|x) from the noise directly: exact and cheaper.
-        log_q = -0.5 * (eps_z**2 + logvar[:, None, :] + math.log(2 * math.pi)).sum(-1)
+        log_q = gaussian_log_prob_of_noise(eps_z, logvar[:, None, :])
         out = self.decoder(z)
         log_px = self.likelihood.log_prob(x[:, None, :], out)
         log_pz = (self.prior if prior is None else prior).log_prob(z, eps_aux)
@@ -126,7 +137,7 @@ class VAE(nn.Module):
             loss = -log_px[:, 0] + beta * kl_s[:, 0]
         else:
             log_w = log_px - beta * kl_s
-            loss = -(torch.logsumexp(log_w, dim=1) - math.log(n_importance))
+            loss = -log_mean_exp(log_w, dim=1)
         with torch.no_grad():
             nll = -log_px.mean(1)
             kl = kl_s.mean(1)
@@ -163,6 +174,107 @@ class VAE(nn.Module):
         log_px, log_pz, log_q, _ = self._sample_terms(x, eps_z, aux, prior)
         return log_px + log_pz - log_q
 
+    def log_marginal(self, x, n_samples, *, seed, samples_per_chunk=None, prior=None):
+        """Importance-sampled ``log p(x)`` of each row of ``x``, in float64.
+
+        ``log p(x) ≈ logsumexp_s log w_s - log S`` with ``S = n_samples``
+        weights from :meth:`log_weights`. The noise is drawn here, in fixed
+        blocks of samples (at most :data:`NOISE_BLOCK_FLOATS` floats each,
+        block ``b`` from seed ``seed + b``), in float64 and rounded to the
+        module's precision: every row sees the same noise whatever the rows
+        and chunks, so a row's estimate depends on that row alone. The
+        weights are computed ``samples_per_chunk`` samples at a time (see
+        :meth:`memory_per_row`) and accumulated in float64.
+
+        Parameters
+        ----------
+        x : Tensor (B, D)
+        n_samples : int
+        seed : int
+        samples_per_chunk : int or None
+            ``None``: all samples of a block at once.
+        prior : object or None
+            The prior's :meth:`frozen` form, to share between calls.
+        """
+        ref = self._ref
+        dev, dtype = ref.device, ref.dtype
+        S, d, n_aux = n_samples, self.encoder.n_out, self.prior.n_aux
+        block = max(1, NOISE_BLOCK_FLOATS // (d + n_aux))
+        step = samples_per_chunk or block
+        acc = torch.full((x.shape[0],), -math.inf, dtype=torch.float64, device=dev)
+        with contextlib.ExitStack() as stack:
+            if prior is None:
+                prior = stack.enter_context(self.prior.frozen())
+            for b in range(-(-S // block)):
+                gen = torch.Generator(device=dev).manual_seed(seed + b)
+                kw = dict(generator=gen, device=dev, dtype=torch.float64)
+                size = min(block, S - b * block)
+                eps_z = torch.randn(size, d, **kw).to(dtype)
+                eps_aux = torch.randn(size, n_aux, **kw).to(dtype) if n_aux else None
+                for s0 in range(0, size, step):
+                    aux = eps_aux[s0 : s0 + step] if n_aux else None
+                    log_w = self.log_weights(x, eps_z[s0 : s0 + step], aux, prior)
+                    acc = torch.logaddexp(acc, torch.logsumexp(log_w.double(), dim=1))
+        return acc - math.log(S)
+
+    def memory_per_row(self, task, *, n_samples=1, n_out=0, itemsize=8):
+        """Bytes of temporaries one row needs in ``task`` (for chunk sizes).
+
+        ``"log_marginal"``: per (row, sample) pair of :meth:`log_marginal`;
+        ``"loss"``: a row of :meth:`training_loss` with ``n_samples``
+        importance samples; ``"map"``: a row through an encoder or decoder
+        with ``n_out`` outputs; ``"squared_error"``: a row of
+        :meth:`squared_error`; ``"sample"``: a row of :meth:`sample_latent`.
+        ``itemsize`` is the bytes per float (8 for float64, 4 for float32).
+        """
+        hidden = self.hidden_layer_sizes
+        widest = max(hidden, default=1)
+        per_row = getattr(self.encoder, "floats_per_row", 0)
+        per_sample = getattr(self.decoder, "floats_per_sample", 0)
+        n_features = self.decoder_width
+        if task == "log_marginal":
+            floats = 3 * n_features + 2 * widest
+            # The VampPrior's log p(z) holds its K component densities per
+            # pair, always in float64 (8 bytes, counted in units of itemsize).
+            floats += 2 * getattr(self.prior, "n_components_mixture", 0) * 8 // itemsize
+            floats += per_sample
+        elif task == "loss":
+            floats = n_samples * (n_features + 2 * (sum(hidden) or 1) + per_sample)
+        elif task == "map":
+            floats = n_out + widest + max(per_row, per_sample)
+        elif task == "squared_error":
+            floats = 2 * n_features + widest
+        elif task == "sample":
+            floats = 4 * sum(hidden) + 6 * self.encoder.n_out
+            if getattr(self.prior, "n_components_mixture", 0):
+                floats += n_features + per_row
+        else:
+            raise ValueError(f"Unknown task {task!r}.")
+        return itemsize * max(1, floats)
+
+    @property
+    def decoder_width(self):
+        """Number of features of ``x`` (the decoder's outputs)."""
+        decoder = self.decoder
+        return decoder.n_out if hasattr(decoder, "n_out") else decoder.out.out_features
+
+    @torch.no_grad()
+    def init_from_projections(self, encoder_weight, encoder_bias, decoder_weight, decoder_bias):
+        """Start as an affine auto-encoder (e.g. PCA's projections).
+
+        The encoder mean starts as ``x @ encoder_weight.T + encoder_bias``
+        and the decoder's output as ``z @ decoder_weight.T + decoder_bias``;
+        the nonlinear branches start at zero (their hidden layers keep their
+        random initialisation). Arrays are taken in any float dtype.
+        """
+        ref = self._ref
+
+        def t(a):
+            return torch.as_tensor(a, dtype=ref.dtype)
+
+        self.encoder.set_linear_mean(t(encoder_weight), t(encoder_bias))
+        self.decoder.set_linear(t(decoder_weight), t(decoder_bias))
+
     def latent_statistics(self, x):
         """Posterior means and per-dimension KLs to ``N(0, 1)`` (diagnostics).
 
@@ -195,6 +307,27 @@ class VAE(nn.Module):
         z = mean + torch.exp(0.5 * logvar) * eps_z
         return ((self.decode_mean(z) - x) ** 2).sum(-1)
 
+    @torch.no_grad()
+    def fit_noise_variance(self, data, *, seed, chunk, floor=0.0):
+        """Set the Gaussian likelihood's variance to its maximum-likelihood value.
+
+        Given the networks, the variance that maximises the ELBO on ``data``
+        is the mean squared error of the decoder under ``q(z|x)`` per feature
+        (:meth:`squared_error`, noise from ``seed``), as probabilistic PCA's
+        noise variance is its residual variance; at least ``floor``. The rows
+        are taken ``chunk`` at a time. Returns the variance.
+        """
+        gen = torch.Generator(device=data.device).manual_seed(seed)
+        (n, d), total = data.shape, torch.zeros((), dtype=torch.float64, device=data.device)
+        for start in range(0, n, chunk):
+            x = data[start : start + chunk]
+            shape = (x.shape[0], self.encoder.n_out)
+            eps = torch.randn(shape, generator=gen, device=x.device, dtype=x.dtype)
+            total += self.squared_error(x, eps).sum(dtype=torch.float64)
+        variance = max(float(total) / (n * d), floor)
+        self.set_noise_variance(variance)
+        return variance
+
     def set_noise_variance(self, variance):
         """Set the Gaussian likelihood's variance (no-op for other likelihoods)."""
         buffer = getattr(self.likelihood, "variance", None)
@@ -226,3 +359,38 @@ class VAE(nn.Module):
         """``n`` draws from the prior; its networks see at most ``chunk`` rows at once."""
         ref = self._ref
         return self.prior.sample(n, generator, device=ref.device, dtype=ref.dtype, chunk=chunk)
+
+
+#: float64 copies of fitted modules for float64 inference, by module (see
+#: :func:`in_precision`); an entry goes with its module.
+_FLOAT64_MODULES = weakref.WeakKeyDictionary()
+
+
+def in_precision(module, dtype):
+    """``module`` in ``dtype`` (``torch.float32``: itself; else a float64 copy).
+
+    The float64 copy is made once and reused until the weights change: the
+    tensors' ``_version`` counters catch writes (e.g. ``load_state_dict``),
+    and training drops it (:func:`forget_precisions`; the fused Adam step
+    does not count in ``_version``). It lives beside the module, not in it:
+    it is never pickled. Threads that build it at the same time each get a
+    correct copy; the last one is kept.
+    """
+    if dtype == torch.float32:
+        return module
+    versions = tuple(t._version for t in module.state_dict(keep_vars=True).values())
+    cached = _FLOAT64_MODULES.get(module)
+    if cached is not None and cached[0] == versions:
+        return cached[1]
+    # Outside the caller's inference_mode: a copy made there would hold
+    # inference tensors.
+    with torch.inference_mode(False), torch.no_grad():
+        copy64 = copy.deepcopy(module).to(torch.float64)
+    copy64.eval()
+    _FLOAT64_MODULES[module] = (versions, copy64)
+    return copy64
+
+
+def forget_precisions(module):
+    """Drop the float64 copy of ``module`` (its weights are about to change)."""
+    _FLOAT64_MODULES.pop(module, None)

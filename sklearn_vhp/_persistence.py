@@ -1,0 +1,205 @@
+"""Persistence of a VHPEstimator: its state for pickle, joblib and ``skops.io``.
+
+The weights and Adam's state are stored as numpy arrays (no torch pickles),
+with the package version, a state format number and a SHA-256 checksum of
+those arrays, so that loading can tell a model saved by an incompatible
+version, or damaged, from a good one. ``VHPEstimator.__getstate__`` and
+``__setstate__`` delegate here.
+"""
+
+import hashlib
+import io
+import warnings
+from numbers import Integral
+
+import numpy as np
+import torch
+
+from ._torch.factory import build_vae
+from ._training import make_adam
+
+#: Version of the layout of ``VHPEstimator.__getstate__``. 1: the torch state
+#: as ``torch.save`` bytes (before 0.1.0.dev0 recorded versions); 2: numpy
+#: arrays with a checksum.
+STATE_FORMAT = 2
+
+#: Fitted attributes a loaded model needs to predict and to continue training.
+FITTED_STATE = (
+    "n_features_in_",
+    "_module_config",
+    "likelihood_",
+    "kappa_",
+    "schedule_",
+    "history_",
+    "n_iter_",
+    "learning_rate_",
+    "_eval_seed",
+    "_seed_stream",
+    "device_",
+)
+
+#: Buffers added to the module after models were first saved, whose default
+#: values reproduce the models saved without them.
+NEW_BUFFERS = ("prior.input_loc", "prior.input_scale")
+
+
+def get_state(state):
+    """The picklable form of an estimator's ``__dict__`` ``state``."""
+    from . import __version__
+
+    state = dict(state)
+    state["_sklearn_vhp_version"] = __version__
+    state["_state_format"] = STATE_FORMAT
+    if "module_" in state:
+        module, optimizer = state["module_"], state["_optimizer"]
+        weights = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+        opt = optimizer.state_dict()
+        optimizer = {
+            "state": {
+                str(i): {k: _to_numpy(v) for k, v in entry.items()}
+                for i, entry in opt["state"].items()
+            },
+            "param_groups": [dict(g) for g in opt["param_groups"]],
+        }
+        state["module_"] = weights
+        state["_optimizer_state"] = optimizer
+        state["_weights_checksum"] = _checksum(weights, optimizer["state"])
+        state["device_"] = str(state["device_"])
+        state.pop("_optimizer", None)
+    return state
+
+
+def set_state(state):
+    """An estimator's ``__dict__`` from :func:`get_state`'s form, checked."""
+    from . import __version__
+
+    saved_version = state.pop("_sklearn_vhp_version", None)
+    state_format = state.pop("_state_format", 1)
+    checksum = state.pop("_weights_checksum", None)
+    optimizer_state = state.pop("_optimizer_state", None)
+    saved_by = (
+        f"sklearn-vhp {saved_version}"
+        if saved_version
+        else "a sklearn-vhp older than 0.1.0.dev0 (which did not record its version)"
+    )
+    if not isinstance(state_format, Integral) or state_format > STATE_FORMAT:
+        raise ValueError(
+            f"This VHPEstimator was saved by {saved_by} in state format {state_format!r}; "
+            f"sklearn-vhp {__version__} reads formats up to {STATE_FORMAT}. Upgrade "
+            "sklearn-vhp to load it."
+        )
+    blob = state.get("module_")
+    if blob is None:  # not fitted
+        return state
+    missing = [k for k in FITTED_STATE if k not in state]
+    if missing:
+        raise ValueError(
+            f"This fitted VHPEstimator was saved by {saved_by}, whose state lacks "
+            f"{', '.join(missing)} (sklearn-vhp {__version__} needs them to predict and "
+            "to continue training). Refit the model, or load it with the version that "
+            "saved it."
+        )
+    device = torch.device(state["device_"])
+    if device.type == "cuda" and not torch.cuda.is_available():
+        warnings.warn(
+            f"This model was fitted on {device} but CUDA is not available; "
+            "it is loaded on the CPU.",
+            UserWarning,
+            stacklevel=3,
+        )
+        device = torch.device("cpu")
+    if isinstance(blob, bytes):  # format 1: torch.save bytes
+        try:
+            saved = torch.load(io.BytesIO(blob), map_location=device, weights_only=True)
+        except Exception as exc:
+            raise ValueError(
+                f"The weights of this VHPEstimator (saved by {saved_by}) are damaged and "
+                f"cannot be read ({type(exc).__name__}: {exc}). Load an undamaged copy "
+                "or refit the model."
+            ) from exc
+        weights, optimizer_state = saved["module"], saved["optimizer"]
+    else:
+        if checksum is None or checksum != _checksum(blob, optimizer_state["state"]):
+            raise ValueError(
+                f"The weights of this VHPEstimator (saved by {saved_by}) are damaged: "
+                "their SHA-256 checksum does not match the one saved with them. Load an "
+                "undamaged copy or refit the model."
+            )
+        weights = {k: torch.tensor(np.array(v)) for k, v in blob.items()}
+        optimizer_state = {
+            "state": {
+                int(i): {k: _from_numpy(v) for k, v in entry.items()}
+                for i, entry in optimizer_state["state"].items()
+            },
+            "param_groups": [dict(g) for g in optimizer_state["param_groups"]],
+        }
+    module = build_vae(**state["_module_config"])
+    expected = module.state_dict()
+    # Buffers added since: their defaults reproduce the older models.
+    for key in [k for k in NEW_BUFFERS if k in expected and k not in weights]:
+        weights[key] = expected[key]
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    shapes = sorted(
+        k for k in set(expected) & set(weights) if expected[k].shape != weights[k].shape
+    )
+    if missing or unexpected or shapes:
+        details = "; ".join(
+            f"{what}: {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
+            for what, keys in (
+                ("missing", missing),
+                ("unexpected", unexpected),
+                ("other shapes", shapes),
+            )
+            if keys
+        )
+        raise ValueError(
+            f"This VHPEstimator was saved by {saved_by}, whose model layout differs "
+            f"from that of sklearn-vhp {__version__} ({details}). Refit the model, or "
+            "load it with the version that saved it."
+        )
+    module.load_state_dict(weights)
+    module.to(device).eval()
+    optimizer = make_adam(module, state.get("learning_rate", 1e-3))
+    try:
+        optimizer.load_state_dict(optimizer_state)
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise ValueError(
+            f"The optimiser state of this VHPEstimator (saved by {saved_by}) does not "
+            f"fit its model ({exc}); it cannot continue training. Refit the model."
+        ) from exc
+    state["module_"] = module
+    state["_optimizer"] = optimizer
+    state["device_"] = device
+    # Training state added since: these defaults continue older models as they trained.
+    state.setdefault("divergences_", [])
+    state.setdefault("_train_noise_variance", state["_module_config"].get("noise_variance"))
+    state.setdefault("_prior_scaled", True)
+    return state
+
+
+def _to_numpy(value):
+    return value.detach().cpu().numpy() if torch.is_tensor(value) else value
+
+
+def _from_numpy(value):
+    return torch.tensor(np.array(value)) if isinstance(value, np.ndarray) else value
+
+
+def _checksum(weights, optimizer_state):
+    """SHA-256 of the weights and Adam's arrays: names, dtypes, shapes and bytes."""
+    digest = hashlib.sha256()
+
+    def add(name, value):
+        arr = np.ascontiguousarray(value)
+        digest.update(f"{name}|{arr.dtype.str}|{arr.shape}|".encode())
+        digest.update(arr.tobytes())
+
+    for key in sorted(weights):
+        add(key, weights[key])
+    for i in sorted(optimizer_state, key=str):
+        for key in sorted(optimizer_state[i]):
+            value = optimizer_state[i][key]
+            if isinstance(value, np.ndarray):
+                add(f"{i}.{key}", value)
+    return digest.hexdigest()

@@ -1,0 +1,519 @@
+"""Resolved settings: what ``fit`` checks and derives before anything is built.
+
+Scikit-learn side (numpy, no torch modules). Each rule that turns an
+``"auto"`` or a derived setting into a value lives here once, with its
+constants: κ (:data:`DEFAULT_KAPPA`, the plateau rule), the noise variance
+(:data:`DEFAULT_NOISE_VARIANCE`), the epoch budget (:func:`epochs`), the
+hidden widths (:func:`hidden_layer_sizes`), the data's scale
+(:func:`data_scale`), the device, the likelihood and ``image_shape``.
+:func:`resolve` applies them all and returns a :class:`Settings`. Also the
+one chunk-sizing helper (:func:`chunk_rows`) and the one entry of data into
+torch (:func:`to_tensor`).
+"""
+
+import math
+import warnings
+from dataclasses import dataclass
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn import get_config
+from sklearn.utils._chunking import get_chunk_n_rows  # public in sklearn < 1.8
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.extmath import svd_flip
+from threadpoolctl import threadpool_limits
+
+from ._schedules import check_beta_init
+
+#: Default REWO tolerance ``κ`` (an RMS error per element, in units of the
+#: data's scale) by likelihood: the first way out of REWO's initial phase.
+DEFAULT_KAPPA = {"gaussian": 0.05, "bernoulli": 0.2}
+#: Training variance of the Gaussian likelihood, in units of the squared scale.
+DEFAULT_NOISE_VARIANCE = 0.01
+#: ``kappa="auto"``: REWO's initial phase also ends when ``Ĉ_t`` fell by less
+#: than ``plateau_tol`` over a window of iterations (an eighth of the budget,
+#: within ``PLATEAU_WINDOW``); κ² is then ``plateau_margin`` times ``Ĉ_t``.
+AUTO_KAPPA_PLATEAU = {"plateau_tol": 0.1, "plateau_margin": 1.5}
+PLATEAU_WINDOW = (50, 500)
+#: ``hidden_layer_sizes="auto"``: 4 layers of n_samples / 16 units, within these.
+AUTO_WIDTH = (32, 256)
+#: ``max_iter="auto"``: at least 25 epochs and 4000 iterations, at most 200 epochs.
+AUTO_EPOCHS, AUTO_MIN_ITERATIONS = (25, 200), 4000
+#: Largest chunk (MiB of temporaries) of ``score_samples`` and early-stopping
+#: validation on a CPU: chunks of a few MiB stay in cache (1.3-2x faster).
+CPU_CHUNK_MIB = 16
+
+
+#: Parameters fixed by the fitted model: its networks, likelihood, device and
+#: β schedule. A warm start refuses a change to any of them (it would be
+#: ignored); training settings (max_iter, learning_rate, batch_size,
+#: objective, n_importance, early stopping...) may change between warm starts.
+STRUCTURAL_PARAMS = (
+    "n_components",
+    "prior",
+    "n_pseudo_inputs",
+    "likelihood",
+    "noise_variance",
+    "architecture",
+    "image_shape",
+    "hidden_layer_sizes",
+    "activation",
+    "encoder_variance",
+    "device",
+    "schedule",
+    "kappa",
+    "nu",
+    "tau",
+    "alpha",
+    "warmup_epochs",
+)
+
+
+#: The constructor's parameters and what each accepts (``_parameter_constraints``).
+PARAMETER_CONSTRAINTS = {
+    "n_components": [Interval(Integral, 1, None, closed="left")],
+    "prior": [StrOptions({"vhp", "standard", "vamp"})],
+    "objective": [StrOptions({"elbo", "iwae"})],
+    "n_pseudo_inputs": [Interval(Integral, 1, None, closed="left")],
+    "schedule": [StrOptions({"rewo", "geco", "warmup", "constant"})],
+    "kappa": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+    "nu": [Interval(Real, 0, None, closed="neither")],
+    "tau": [Interval(Real, 0, None, closed="neither")],
+    "alpha": [Interval(Real, 0, 1, closed="left")],
+    "beta_init": [Interval(Real, 0, None, closed="left"), None],
+    "warmup_epochs": [Interval(Integral, 1, None, closed="left")],
+    "n_importance": [Interval(Integral, 1, None, closed="left")],
+    "n_eval_samples": [Interval(Integral, 1, None, closed="left")],
+    "likelihood": [StrOptions({"auto", "bernoulli", "gaussian"})],
+    "noise_variance": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+    "architecture": [StrOptions({"mlp", "conv", "gated_conv"})],
+    "image_shape": ["array-like", None],
+    "hidden_layer_sizes": ["array-like", StrOptions({"auto"})],
+    "activation": [StrOptions({"tanh", "relu", "elu", "silu"})],
+    "init": [StrOptions({"pca", "random"})],
+    "encoder_variance": [StrOptions({"amortized", "shared"})],
+    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "max_iter": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+    "learning_rate": [Interval(Real, 0, None, closed="neither")],
+    "early_stopping": ["boolean"],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "device": [str],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+    "warm_start": ["boolean"],
+}
+
+
+def normalised(name, value):
+    """A parameter's value in a form that compares equal for equal settings."""
+    if name in ("hidden_layer_sizes", "image_shape") and value is not None:
+        try:
+            return tuple(np.atleast_1d(np.asarray(value)).tolist())
+        except (TypeError, ValueError):
+            return value
+    return value
+
+
+def structural_params(est):
+    """The values of :data:`STRUCTURAL_PARAMS`, normalised for comparison."""
+    params = est.get_params(deep=False)
+    return {name: normalised(name, params[name]) for name in STRUCTURAL_PARAMS}
+
+
+def check_warm_start(est):
+    """Refuse a warm start after a change of a parameter the fitted model fixes."""
+    fitted = getattr(est, "_structure", None)
+    if fitted is None:  # pickled before the structure was recorded
+        return
+    now = structural_params(est)
+    ignored = {"n_pseudo_inputs"} if fitted["prior"] != "vamp" else set()
+    if fitted["schedule"] != "warmup":
+        ignored.add("warmup_epochs")
+    changed = [n for n in STRUCTURAL_PARAMS if n not in ignored and now[n] != fitted[n]]
+    if changed:
+        what = ", ".join(f"{n} changed from {fitted[n]!r} to {now[n]!r}" for n in changed)
+        raise ValueError(
+            f"warm_start=True continues the fitted model, but {what} since it was "
+            "fitted; the fitted networks, likelihood, device and schedule cannot take "
+            "the new value, which would be ignored. Set it back to continue training, "
+            "or set warm_start=False to fit a new model with it."
+        )
+
+
+#: Integer parameters: a bool passes ``Interval(Integral, ...)`` (bool is an
+#: Integral) and reached torch as ``True``.
+INTEGER_PARAMS = (
+    "n_components",
+    "n_pseudo_inputs",
+    "warmup_epochs",
+    "n_importance",
+    "n_eval_samples",
+    "batch_size",
+    "max_iter",
+    "n_iter_no_change",
+)
+
+
+def resolve_device(device):
+    """``device`` as a ``torch.device``, or a ``ValueError`` that says why not."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ValueError(
+            f"device={device!r} is not a valid device; use 'auto', 'cpu', 'cuda' or 'cuda:N'."
+        ) from exc
+    if dev.type == "cpu":
+        return dev
+    if dev.type != "cuda":
+        raise ValueError(
+            f"device={device!r} is not supported (device type {dev.type!r}); use "
+            "'auto', 'cpu', 'cuda' or 'cuda:N'."
+        )
+    if not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but CUDA is not available; "
+            "use device='cpu' or 'auto'."
+        )
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(
+            f"device={device!r} was requested but only {torch.cuda.device_count()} "
+            "CUDA device(s) are visible."
+        )
+    return dev
+
+
+def check_positive_int(name, value):
+    """Refuse anything but a positive integer (bools included) for argument ``name``."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+
+def outside_support(X, likelihood):
+    """Rows of validated ``X`` outside the likelihood's support (a mask), with a warning.
+
+    The Bernoulli likelihood's support is [0, 1] (fractional values included,
+    as in ``fit``); the Gaussian one's is every real row (``None``).
+    """
+    if likelihood != "bernoulli" or not X.size:
+        return None
+    outside = ((X < 0) | (X > 1)).any(axis=1)
+    if not outside.any():
+        return None
+    warnings.warn(
+        f"{int(outside.sum())} of {X.shape[0]} rows have values outside [0, 1], "
+        "the support of the Bernoulli likelihood this model was fitted with: "
+        "their log-likelihood is -inf. Scale the data as the training data "
+        "were (e.g. binarise it) to score them.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return outside
+
+
+def check_fit_input(est, X, continuing):
+    """Checks of ``fit``'s data and settings that parameter validation cannot do."""
+    for name in INTEGER_PARAMS:
+        value = getattr(est, name)
+        if isinstance(value, bool):
+            raise ValueError(
+                f"{name}={value!r} is a bool, not an integer; pass an int (e.g. "
+                f"{name}={int(value) or 1})."
+            )
+    if not continuing:
+        resolve_device(est.device)
+    f32 = np.finfo(np.float32)
+    limit = float(f32.max)
+    if X.size and float(np.max(np.abs(X))) > limit:
+        raise ValueError(
+            f"X has values up to {float(np.max(np.abs(X))):g}, beyond the float32 range "
+            f"(±{limit:.3g}) the model is trained in; scale the data, e.g. with "
+            "sklearn.preprocessing.StandardScaler or MinMaxScaler."
+        )
+    span = float(np.ptp(X)) if X.size else 0.0
+    if span > math.sqrt(limit):
+        raise ValueError(
+            f"X spans {span:.3g}: its squared reconstruction errors (and the automatic "
+            f"noise variance and kappa, which scale with the data's range) overflow "
+            f"float32 (above {limit:.3g}), the precision the model is trained in. "
+            "Scale the data, e.g. with sklearn.preprocessing.StandardScaler or MinMaxScaler."
+        )
+    in_unit_interval = X.size == 0 or (X.min() >= 0 and X.max() <= 1)
+    if (
+        not continuing
+        and est.noise_variance == "auto"
+        and not in_unit_interval
+        and 0 < span
+        and DEFAULT_NOISE_VARIANCE * span**2 < float(f32.tiny)
+    ):
+        raise ValueError(
+            f"X spans only {span:.3g}: the automatic noise variance and kappa, which scale "
+            "with the data's range, underflow float32 (below "
+            f"{float(f32.tiny):.3g}), the precision the model is trained in. Scale the "
+            "data, e.g. with sklearn.preprocessing.StandardScaler, or set noise_variance "
+            "and kappa."
+        )
+    if not continuing:
+        check_float_params(est)
+    lik = getattr(est, "likelihood_", None) if continuing else est.likelihood
+    if lik == "bernoulli" and (X.min() < 0 or X.max() > 1):
+        raise ValueError(
+            "likelihood='bernoulli' needs data in [0, 1]; got values in "
+            f"[{X.min():g}, {X.max():g}]. Scale the data or use "
+            "likelihood='gaussian'."
+        )
+    if not continuing:
+        check_beta_init(est.schedule, est.beta_init)
+
+
+def check_float_params(est):
+    """``kappa`` and ``noise_variance`` must survive squaring and float32."""
+    if est.kappa != "auto":
+        try:
+            square = float(est.kappa) ** 2
+        except OverflowError:
+            square = math.inf
+        if not math.isfinite(square):
+            raise ValueError(
+                f"kappa={est.kappa!r}: its square, the constraint threshold κ², is not "
+                "finite in double precision. kappa is an RMS reconstruction error in data "
+                "units: use a value on the scale of the data, or kappa='auto'."
+            )
+        if square == 0:
+            raise ValueError(
+                f"kappa={est.kappa!r}: its square, the constraint threshold κ², "
+                "underflows to 0, so the constraint could never be met. Use a value on "
+                "the scale of the data, or kappa='auto'."
+            )
+    if est.noise_variance != "auto":
+        f32 = np.finfo(np.float32)
+        if not float(f32.tiny) <= float(est.noise_variance) <= float(f32.max):
+            raise ValueError(
+                f"noise_variance={est.noise_variance!r} is outside the range of normal "
+                f"float32 numbers [{float(f32.tiny):.3g}, {float(f32.max):.3g}], the "
+                "precision the model is trained in. Scale the data and use a variance on "
+                "its (squared) scale, or noise_variance='auto'."
+            )
+
+
+def split_validation(est, X, seed):
+    """``(X_train, X_val)``: the early-stopping split, or ``(X, None)``."""
+    if not est.early_stopping:
+        return X, None
+    n = X.shape[0]
+    n_val = int(math.ceil(est.validation_fraction * n))
+    if n_val < 2 or n - n_val < 1:
+        raise ValueError(
+            f"The validation set for early stopping is too small: validation_fraction="
+            f"{est.validation_fraction} of {n} samples gives {n_val} validation and "
+            f"{n - n_val} training rows (need at least 2 and 1). Increase "
+            "validation_fraction or the number of samples, or set early_stopping=False."
+        )
+    perm = np.random.RandomState(seed).permutation(n)
+    return X[np.sort(perm[n_val:])], X[np.sort(perm[:n_val])]
+
+
+def hidden_layer_sizes(est, n_samples):
+    """The hidden widths: ``hidden_layer_sizes``, or its ``"auto"`` rule."""
+    if isinstance(est.hidden_layer_sizes, str) and est.hidden_layer_sizes == "auto":
+        low, high = AUTO_WIDTH
+        return (min(high, max(low, n_samples // 16)),) * 4
+    hidden = np.atleast_1d(np.asarray(est.hidden_layer_sizes)).tolist()
+    if not all(isinstance(h, Integral) and h > 0 for h in hidden):
+        raise ValueError(
+            "hidden_layer_sizes must be a sequence of positive integers, "
+            f"got {est.hidden_layer_sizes!r}."
+        )
+    return tuple(int(h) for h in hidden)
+
+
+def image_shape(est, n_features):
+    """``image_shape`` as a tuple of ints matching ``n_features`` (or None)."""
+    if est.image_shape is None:
+        if est.architecture != "mlp":
+            raise ValueError(
+                f"architecture={est.architecture!r} needs image_shape, the shape "
+                "(height, width) or (channels, height, width) of one image; got "
+                "image_shape=None."
+            )
+        return None
+    shape = np.atleast_1d(np.asarray(est.image_shape)).tolist()
+    if not (
+        len(shape) in (2, 3)
+        and all(isinstance(s, Integral) and (s > 0 or s == -1) for s in shape)
+        and shape.count(-1) <= 1
+    ):
+        raise ValueError(
+            "image_shape must be (height, width) or (channels, height, width) "
+            f"with positive integers (at most one -1), got {est.image_shape!r}."
+        )
+    known = math.prod(s for s in shape if s != -1)
+    if -1 in shape:
+        if n_features % known:
+            raise ValueError(
+                f"image_shape={est.image_shape!r} does not fit X with "
+                f"{n_features} features: {n_features} is not a multiple of {known}."
+            )
+        shape[shape.index(-1)] = n_features // known
+    elif known != n_features:
+        raise ValueError(
+            f"image_shape={est.image_shape!r} has {known} pixels, but X has "
+            f"{n_features} features; prod(image_shape) must equal n_features."
+        )
+    return tuple(int(s) for s in shape)
+
+
+def likelihood(est, X):
+    """``likelihood``, or with ``"auto"`` Bernoulli for binary data, else Gaussian."""
+    if est.likelihood == "auto":
+        return "bernoulli" if bool(np.all((X == 0) | (X == 1))) else "gaussian"
+    return est.likelihood
+
+
+def pca_projections(X, n_components, likelihood, rng):
+    """The whitened PCA projection of ``X`` and its reconstruction: the PCA start.
+
+    Returns ``(encoder_weight, encoder_bias, decoder_weight, decoder_bias)``
+    for :meth:`VAE.init_from_projections`: the encoder mean starts at the
+    whitened projection, the decoder at the PCA reconstruction (Gaussian
+    data) or at the mean pixel probabilities (Bernoulli data, in logits).
+    """
+    n = X.shape[0]
+    rows = rng.choice(n, size=min(n, 10000), replace=False) if n > 10000 else slice(None)
+    Xs = np.asarray(X[rows], dtype=np.float64)
+    mean = Xs.mean(axis=0)
+    # LAPACK's singular vectors change with the BLAS thread count, in
+    # their last bits and in their signs (which flipped the whole initial
+    # latent): one BLAS thread and a fixed sign convention make the start
+    # depend on random_state alone.
+    with threadpool_limits(limits=1, user_api="blas"):
+        u, s, vt = np.linalg.svd(Xs - mean, full_matrices=False)
+    _, vt = svd_flip(u, vt, u_based_decision=False)
+    k = min(n_components, vt.shape[0])
+    std = s[:k] / math.sqrt(max(1, Xs.shape[0] - 1))
+    weight = np.zeros((n_components, X.shape[1]))
+    ok = std > 1e-8 * max(1.0, float(std.max()) if k else 1.0)
+    weight[:k][ok] = vt[:k][ok] / std[ok, None]
+    decoder_weight = np.zeros((X.shape[1], n_components))
+    if likelihood == "gaussian":
+        decoder_weight[:, :k][:, ok] = (vt[:k][ok] * std[ok, None]).T
+        bias = mean
+    else:
+        bias = logit(mean)
+    return weight, -weight @ mean, decoder_weight, bias
+
+
+def epochs(est, n_samples):
+    """Epochs of one ``fit`` call: ``max_iter``, or its ``"auto"`` rule."""
+    if est.max_iter != "auto":
+        return est.max_iter
+    steps = n_samples // min(est.batch_size, n_samples)  # the ragged batch is dropped
+    low, high = AUTO_EPOCHS
+    return min(high, max(low, math.ceil(AUTO_MIN_ITERATIONS / steps)))
+
+
+def to_tensor(a, dtype, device):
+    """Copy a validated numpy array (or a chunk of one) to a tensor.
+
+    The one place where data enter torch. scikit-learn's validation accepts
+    every layout numpy has (negative strides from ``X[::-1]`` or
+    ``np.flip``, Fortran order, strided or read-only views), and torch
+    refuses negative strides: the copy goes through a C-contiguous array,
+    which costs nothing for data that already is one.
+    """
+    return torch.tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
+
+
+def data_scale(X):
+    """Unit of ``κ`` and of the noise variance: 1 for data in [0, 1], else 4 RMS stds.
+
+    Four standard deviations is about the span of a feature scaled to [0, 1],
+    so standardised data and [0, 1] images get comparable settings.
+    """
+    if X.size == 0 or (X.min() >= 0 and X.max() <= 1):
+        return 1.0
+    spread = 4.0 * math.sqrt(float(np.mean(np.var(X, axis=0))))
+    return spread if spread > 0 else 1.0
+
+
+def logit(p, eps=1e-4):
+    p = np.clip(p, eps, 1.0 - eps)
+    return np.log(p) - np.log1p(-p)
+
+
+def chunk_rows(row_bytes, max_mib=None):
+    """Rows whose temporaries (``row_bytes`` each) fit in ``working_memory``.
+
+    The one chunk-sizing helper (``score_samples``, early-stopping
+    validation, ``transform``/``inverse_transform``, sampling), on
+    :func:`sklearn.utils.get_chunk_n_rows`; ``max_mib`` lowers scikit-learn's
+    ``working_memory`` budget further (never raises it). At least one row.
+    """
+    mib = get_config()["working_memory"]
+    if max_mib is not None:
+        mib = min(mib, max_mib)
+    row_bytes = max(1, int(row_bytes))
+    if row_bytes > mib * 2**20:  # get_chunk_n_rows would warn: a row is the least
+        return 1
+    return get_chunk_n_rows(row_bytes, working_memory=mib)
+
+
+@dataclass
+class Settings:
+    """What :func:`resolve` derives: fitted attributes and the module's configuration."""
+
+    device: torch.device
+    likelihood: str
+    kappa: float
+    noise_variance: float
+    hidden_layer_sizes: tuple
+    module_config: dict
+    schedule_args: dict  # make_schedule's keyword arguments
+
+
+def resolve(est, X, hidden):
+    """Turn ``"auto"`` and derived settings into values, once, before anything is built."""
+    device = resolve_device(est.device)
+    lik = likelihood(est, X)
+    scale = data_scale(X)
+    kappa = DEFAULT_KAPPA[lik] * scale if est.kappa == "auto" else float(est.kappa)
+    # The variance the networks are trained with; with "auto" the fitted
+    # model's variance is then calibrated to its reconstructions.
+    noise_variance = (
+        DEFAULT_NOISE_VARIANCE * scale**2
+        if est.noise_variance == "auto"
+        else float(est.noise_variance)
+    )
+    n = X.shape[0]
+    plateau = None
+    if est.schedule == "rewo" and est.kappa == "auto":
+        steps = epochs(est, n) * (n // min(est.batch_size, n))
+        window = min(max(steps // 8, PLATEAU_WINDOW[0]), PLATEAU_WINDOW[1])
+        plateau = dict(AUTO_KAPPA_PLATEAU, plateau_window=window)
+    module_config = dict(
+        n_features=X.shape[1],
+        n_components=est.n_components,
+        prior=est.prior,
+        likelihood=lik,
+        hidden_layer_sizes=hidden,
+        activation=est.activation,
+        noise_variance=noise_variance,
+        encoder_variance=est.encoder_variance,
+        n_pseudo_inputs=min(est.n_pseudo_inputs, n) if est.prior == "vamp" else None,
+        architecture=est.architecture,
+        image_shape=image_shape(est, X.shape[1]),
+    )
+    schedule_args = dict(
+        kappa=kappa,
+        nu=est.nu,
+        tau=est.tau,
+        alpha=est.alpha,
+        beta_init=est.beta_init,
+        # Matches the training loop, which drops the ragged last batch.
+        warmup_steps=est.warmup_epochs * (n // min(est.batch_size, n)),
+        plateau=plateau,
+    )
+    return Settings(device, lik, kappa, noise_variance, hidden, module_config, schedule_args)

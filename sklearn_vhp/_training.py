@@ -1,0 +1,502 @@
+"""The training engine: epochs of Adam on a VAE, robust to divergence and Ctrl-C.
+
+It knows nothing of scikit-learn. A :class:`Trainer` runs epochs over a
+*batch source* (:class:`ShuffledBatches`: shuffled mini-batches of an
+in-memory tensor; a streaming source only needs the same three members),
+steps the β schedule from every iteration's constraint, rolls an epoch back
+when it diverges, stops early on a validation score, and reports through one
+:class:`TrainingRecord` of per-iteration statistics. The estimator resolves
+the settings, hands over the module, optimiser and schedule, and reads the
+results back (``n_iter``, ``learning_rate``, ``record`` ...).
+"""
+
+import copy
+import math
+import warnings
+
+import numpy as np
+import torch
+
+#: Recoveries from a non-finite loss (restore the last finite state, halve the
+#: step size) tried in a row before training gives up.
+MAX_RECOVERIES = 3
+
+#: Training iterations between host syncs, by device type. Each sync brings
+#: the iterations' loss statistics to Python, which checks them and steps the
+#: β schedule (REWO and GECO update β from every iteration's constraint). On
+#: a CPU a sync costs nothing and 1 gives β its most recent value (the loss
+#: is checked before the step); on a GPU a sync per iteration stalls the kernel
+#: queue, so β is updated from 32 iterations at once and lags by at most that
+#: many, and a non-finite loss is caught at the next sync (the epoch is rolled
+#: back either way).
+HOST_SYNC_EVERY = {"cpu": 1, "gpu": 32}  # "gpu": any device but the CPU
+
+
+class DivergenceWarning(RuntimeWarning):
+    """Training hit a non-finite loss and was rolled back with a smaller step.
+
+    ``fit`` restored the last finite state (weights, optimiser and schedule),
+    halved the learning rate and went on; the event is recorded in
+    ``divergences_`` and in the ``lr`` column of ``history_``.
+    """
+
+
+class ShuffledBatches:
+    """A batch source: shuffled mini-batches of an in-memory tensor.
+
+    Each :meth:`epoch` draws a permutation from ``generator`` and yields
+    batches of ``batch_size`` rows; the ragged last batch is dropped (unless
+    it is the only one). ``generator`` also drives the training noise.
+    """
+
+    def __init__(self, data, batch_size, generator):
+        self.data = data
+        self.batch_size = min(batch_size, data.shape[0])
+        self.generator = generator
+
+    @property
+    def steps_per_epoch(self):
+        return self.data.shape[0] // self.batch_size
+
+    def epoch(self):
+        n, batch = self.data.shape[0], self.batch_size
+        perm = torch.randperm(n, generator=self.generator, device=self.data.device)
+        for start in range(0, n, batch):
+            idx = perm[start : start + batch]
+            if idx.shape[0] < batch and start > 0:
+                continue  # drop the ragged last batch
+            yield self.data[idx]
+
+    def reference_rows(self, n=4096):
+        """About ``n`` rows spread over the data (the prior's standardisation)."""
+        return self.data[:: max(1, self.data.shape[0] // n)]
+
+
+class TrainingRecord:
+    """Per-iteration statistics: loss, reconstruction, constraint, KL, Ĉ, β, phase, epoch, lr."""
+
+    def __init__(self):
+        self.stats, self.constraint_avg, self.beta, self.phase, self.epoch, self.lr = (
+            [] for _ in range(6)
+        )
+
+    def __len__(self):
+        return len(self.stats)
+
+    def append(self, values, *, beta, phase, epoch, lr, constraint_avg):
+        self.stats.append(values)
+        self.beta.append(beta)
+        self.phase.append(phase)
+        self.epoch.append(epoch)
+        self.lr.append(lr)
+        self.constraint_avg.append(constraint_avg)
+
+    def truncate(self, mark):
+        """Forget the iterations from ``mark`` on (a rolled-back epoch)."""
+        for column in vars(self).values():
+            del column[mark:]
+
+    def extend(self, history):
+        """``history`` (a dict of arrays, maybe empty) followed by this record."""
+        arr = np.asarray(self.stats, dtype=np.float64).reshape(-1, 4)
+        new = {
+            "loss": arr[:, 0],
+            "reconstruction": arr[:, 1],
+            "constraint": arr[:, 2],
+            "kl": arr[:, 3],
+            "constraint_avg": np.asarray(self.constraint_avg, dtype=np.float64),
+            "beta": np.asarray(self.beta, dtype=np.float64),
+            "phase": np.asarray(self.phase, dtype=object),
+            "epoch": np.asarray(self.epoch, dtype=np.int64),
+            "lr": np.asarray(self.lr, dtype=np.float64),
+        }
+        n_old = len(history.get("loss", ()))
+        # A model pickled before a column existed gets NaN for its old rows.
+        return {
+            k: np.concatenate([history[k] if k in history else np.full(n_old, np.nan), v])
+            for k, v in new.items()
+        }
+
+
+def make_adam(module, lr):
+    """Adam, fused into one kernel where this torch build supports it.
+
+    The per-parameter loop of the default implementation cost ~3 ms of a
+    ~18 ms VHP step on 2 CPU threads.
+    """
+    try:
+        return torch.optim.Adam(module.parameters(), lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(module.parameters(), lr=lr)
+
+
+def set_learning_rate(optimizer, lr):
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+class Trainer:
+    """Runs epochs of Adam on ``module``; its state is read back by the caller.
+
+    Parameters
+    ----------
+    module, optimizer, schedule
+        The VAE, its Adam and the β schedule, trained in place.
+    objective, n_importance
+        Passed to ``module.training_loss``.
+    learning_rate : float
+        The current step size (halved at each divergence).
+    n_iter : int
+        Epochs completed before this run.
+    sync_every : int or None
+        Iterations between host syncs; ``None``: the module's device's
+        default (:data:`HOST_SYNC_EVERY`).
+    train_noise_variance : float
+        The Gaussian likelihood's training variance.
+    lower_variance_with_kappa : bool
+        Lower it to the error level at which ``kappa="auto"`` raised ``κ²``
+        (see :meth:`_on_kappa_raised`).
+    prior_scaled : bool
+        Whether the prior's standardisation was fitted already.
+    divergences : list
+        Appended to at each divergence.
+    verbose : int
+        ``> 0``: a progress bar; ``>= 2``: a line per epoch.
+    """
+
+    def __init__(
+        self,
+        module,
+        optimizer,
+        schedule,
+        *,
+        objective,
+        n_importance,
+        learning_rate,
+        n_iter,
+        sync_every,
+        train_noise_variance,
+        lower_variance_with_kappa,
+        prior_scaled,
+        divergences,
+        verbose=0,
+    ):
+        self.module, self.optimizer, self.schedule = module, optimizer, schedule
+        self.objective, self.n_importance = objective, n_importance
+        self.learning_rate, self.n_iter = learning_rate, n_iter
+        set_learning_rate(optimizer, learning_rate)
+        device = next(module.parameters()).device.type
+        self.sync_every = sync_every or HOST_SYNC_EVERY.get(device, HOST_SYNC_EVERY["gpu"])
+        self.train_noise_variance = train_noise_variance
+        self.lower_variance_with_kappa = lower_variance_with_kappa
+        self.prior_scaled, self.divergences, self.verbose = prior_scaled, divergences, verbose
+        self.record = TrainingRecord()
+        self.best_validation_score = None
+
+    # ------------------------------------------------------------ the loop
+    def run(self, source, max_epochs, validation=None):
+        """Run ``max_epochs`` epochs over ``source``.
+
+        The training state (module, optimiser, schedule) is copied in memory
+        after every completed epoch (about three times the parameters' size,
+        on their device). A non-finite loss or non-finite parameters roll the
+        epoch back to that copy and retry it with half the step size; Ctrl-C
+        rolls back to it and returns. With ``validation``, an
+        :class:`EarlyStopping`, training stops when its score stops improving
+        and the best epoch's copy is restored at the end.
+        """
+        module = self.module
+        self._mark = 0  # len(record) at the end of the last completed epoch
+        self._snapshot = self.snapshot()  # state after the last completed epoch
+        if validation is not None:
+            validation.start(self)
+        failures, epochs_done, epoch = 0, 0, self.n_iter + 1
+        last_epoch = self.n_iter + max_epochs
+        bar = self._progress_bar(max_epochs)
+        module.set_noise_variance(self.train_noise_variance)
+        module.train()
+        prior_params = module.prior_parameters()
+        try:
+            while epochs_done < max_epochs:
+                epoch = self.n_iter + 1
+                bad = self._epoch(source, epoch, prior_params)
+                if bad is not None:
+                    failures += 1
+                    self._rollback()
+                    self._handle_divergence(epoch, *bad, failures)
+                    continue
+                failures = 0
+                epochs_done += 1
+                if self._end_of_epoch(epoch, validation, bar, last_epoch):
+                    break
+        except KeyboardInterrupt:
+            self._rollback()
+            warnings.warn(
+                f"Training interrupted (KeyboardInterrupt) during epoch {epoch}; the "
+                f"estimator holds the model after epoch {self.n_iter}, the last "
+                "completed one. Call fit with warm_start=True to continue.",
+                UserWarning,
+                stacklevel=5,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+            for p in prior_params:
+                p.requires_grad_(True)
+            module.eval()
+        if validation is not None:
+            validation.finish(self)
+
+    def _epoch(self, source, epoch, prior_params):
+        """One pass over ``source``; ``None``, or ``(iteration, values)`` if it diverged."""
+        module, opt, schedule = self.module, self.optimizer, self.schedule
+        lr, pending = self.learning_rate, []  # pending: statistics still on the device
+        for x in source.epoch():
+            train_prior = schedule.train_prior
+            if train_prior and not self.prior_scaled:
+                self._standardise_prior(source)
+            for p in prior_params:
+                p.requires_grad_(train_prior)
+            beta = schedule.beta
+            loss_rows, nll, kl, sq_err = module.training_loss(
+                x,
+                beta=beta,
+                n_importance=self.n_importance,
+                generator=source.generator,
+                objective=self.objective,
+            )
+            loss = loss_rows.mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            row = torch.stack([loss.detach(), nll.detach().mean(), sq_err, kl.detach().mean()])
+            pending.append((row, beta, schedule.phase))
+            if len(pending) >= self.sync_every:
+                bad = self._flush(pending, epoch, lr)
+                if bad is not None:
+                    return bad
+            opt.step()
+        if pending:
+            bad = self._flush(pending, epoch, lr)
+            if bad is not None:
+                return bad
+        if not self._state_is_finite():
+            # A finite loss with an overflowing gradient can leave non-finite
+            # weights or Adam moments behind.
+            return len(self.record) - self._mark, None
+        return None
+
+    def _end_of_epoch(self, epoch, validation, bar, last_epoch):
+        """Keep the epoch (snapshot, progress); ``True`` to stop early."""
+        schedule = self.schedule
+        score = validation.score(self.module) if validation is not None else None
+        self._snapshot = self.snapshot()
+        prev_mark, self._mark = self._mark, len(self.record)
+        self.n_iter = epoch
+        stop = validation is not None and validation.update(score, self._snapshot)
+        if bar is not None:
+            bar.update(1)
+            postfix = dict(
+                phase=schedule.phase,
+                beta=f"{schedule.beta:.3g}",
+                C=f"{schedule.constraint_avg:.3g}",
+            )
+            if validation is not None:
+                postfix["val"] = f"{score:.4g}"
+            bar.set_postfix(postfix)
+        if self.verbose >= 2:
+            losses = [row[0] for row in self.record.stats[prev_mark : self._mark]]
+            c_hat = schedule.constraint_avg
+            line = (
+                f"Epoch {epoch}/{last_epoch}: "
+                f"loss={np.mean(losses) if losses else math.nan:.6g}, "
+                f"C={math.nan if c_hat is None else c_hat:.4g}, "
+                f"beta={schedule.beta:.4g}, phase={schedule.phase}, lr={self.learning_rate:.3g}"
+            )
+            if validation is not None:
+                line += f", validation={score:.6g}"
+            print(line, flush=True)
+        if stop and self.verbose:
+            print(
+                f"Validation score did not improve for {validation.no_improvement} "
+                f"consecutive epochs; stopping at epoch {epoch}, keeping "
+                f"the best ({validation.best_score:.6g})."
+            )
+        return stop
+
+    def _rollback(self):
+        """Back to the end of the last completed epoch: record and training state."""
+        self.record.truncate(self._mark)
+        self.restore(self._snapshot)
+
+    def _progress_bar(self, max_epochs):
+        if not self.verbose:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=max_epochs, desc="VHPEstimator", unit="epoch")
+
+    # ------------------------------------------------------- the iterations
+    def _flush(self, pending, epoch, lr):
+        """Bring the pending iterations' statistics to the host, in one sync.
+
+        Checks them for non-finite values and feeds the constraint values to
+        the β schedule in order. Returns ``None``, or ``(iteration, values)``
+        of the first non-finite iteration of the epoch.
+        """
+        schedule = self.schedule
+        rows = torch.stack([p[0] for p in pending]).tolist()
+        for values, (_, beta, phase) in zip(rows, pending):
+            if not all(math.isfinite(v) for v in values):
+                return len(self.record) - self._mark + 1, values
+            kappa = getattr(schedule, "kappa", None)
+            schedule.step(values[2])
+            self.record.append(
+                values,
+                beta=beta,
+                phase=phase,
+                epoch=epoch,
+                lr=lr,
+                constraint_avg=schedule.constraint_avg,
+            )
+            if kappa is not None and schedule.kappa != kappa:
+                self._on_kappa_raised(schedule.kappa**2 / schedule.plateau_margin)
+        pending.clear()
+        return None
+
+    def _on_kappa_raised(self, level):
+        """``kappa="auto"`` raised κ² to 1.5 times an error ``level`` the model reached.
+
+        (On a plateau of the initial phase, or when the constraint held β
+        back.) A Gaussian likelihood trained with a variance above that level
+        makes β = 1 ask for a coarser reconstruction than the tolerance, and
+        β settles below 1: the training variance is lowered to the level.
+        """
+        if self.lower_variance_with_kappa:
+            self.train_noise_variance = min(self.train_noise_variance, float(level))
+            self.module.set_noise_variance(self.train_noise_variance)
+
+    def _standardise_prior(self, source):
+        """Fit the prior's latent standardisation to the current codes.
+
+        Called once, when the prior starts training (REWO's switch, or the
+        first iteration of the other schedules): by then the encoder may have
+        spread the latent far beyond unit scale.
+        """
+        with torch.no_grad():
+            self.module.standardise_prior(source.reference_rows())
+        self.prior_scaled = True
+
+    def _handle_divergence(self, epoch, iteration, values, failures):
+        """Halve the step size and warn, or raise after too many failures."""
+        if values is None:
+            what, loss = "the parameters or Adam's moments became non-finite", math.nan
+        else:
+            what, loss = f"the loss is not finite (loss={values[0]}, C={values[2]})", values[0]
+        if failures > MAX_RECOVERIES:
+            raise FloatingPointError(
+                f"Training diverged at epoch {epoch}, iteration {iteration}: {what}, "
+                f"and {MAX_RECOVERIES} recoveries (restoring the last finite state and "
+                f"halving the step size, now {self.learning_rate:.3g}) did not help. "
+                "The estimator holds the model after the last completed epoch. Lower "
+                "learning_rate, scale the data (e.g. to [0, 1] or with StandardScaler) "
+                "or set noise_variance."
+            )
+        self.learning_rate /= 2.0
+        set_learning_rate(self.optimizer, self.learning_rate)
+        self.divergences.append(
+            {"epoch": epoch, "iteration": iteration, "loss": loss, "lr": self.learning_rate}
+        )
+        warnings.warn(
+            f"Training diverged at epoch {epoch}, iteration {iteration}: {what}. Restored "
+            f"the state after epoch {epoch - 1}, halved the step size to "
+            f"{self.learning_rate:.3g} and repeated the epoch (recovery {failures} of "
+            f"at most {MAX_RECOVERIES}). A smaller learning_rate or scaled data avoid this.",
+            DivergenceWarning,
+            stacklevel=6,
+        )
+
+    # ------------------------------------------------------ training state
+    def snapshot(self):
+        """Copy of the training state: module and optimiser tensors, schedule."""
+        module_state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+        return (
+            module_state,
+            copy.deepcopy(self.optimizer.state_dict()),
+            copy.deepcopy(vars(self.schedule)),
+        )
+
+    def restore(self, snapshot):
+        """Load a :meth:`snapshot` in place, keeping the current step size."""
+        module_state, optimizer_state, schedule_state = snapshot
+        self.module.load_state_dict(module_state)
+        # load_state_dict may adopt the given tensors: hand it a copy so that
+        # the snapshot survives for a later restore.
+        self.optimizer.load_state_dict(copy.deepcopy(optimizer_state))
+        set_learning_rate(self.optimizer, self.learning_rate)
+        vars(self.schedule).update(copy.deepcopy(schedule_state))
+        variance = getattr(self.module.likelihood, "variance", None)
+        if variance is not None:  # an epoch that lowered it (_on_kappa_raised) is undone
+            self.train_noise_variance = float(variance)
+
+    def _state_is_finite(self):
+        """Whether every parameter and every Adam moment is finite (one sync)."""
+        tensors = list(self.module.parameters())
+        for state in self.optimizer.state.values():
+            tensors += [t for t in state.values() if torch.is_tensor(t) and t.is_floating_point()]
+        if not tensors:
+            return True
+        return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+
+
+class EarlyStopping:
+    """Early stopping on the validation ELBO per row (minus the loss at ``β = 1``).
+
+    The noise is the same at every evaluation (common random numbers, from
+    ``seed``), so scores of successive epochs differ only through the
+    weights. ``scores`` (a list, appended to) keeps every epoch's score.
+    """
+
+    def __init__(self, data, *, seed, chunk, n_iter_no_change, scores, objective, n_importance):
+        self.data, self.seed, self.chunk = data, seed, chunk
+        self.n_iter_no_change, self.scores = n_iter_no_change, scores
+        self.objective, self.n_importance = objective, n_importance
+        self.best, self.best_score, self.no_improvement = None, -math.inf, 0
+
+    def score(self, module):
+        data, n = self.data, self.data.shape[0]
+        gen = torch.Generator(device=data.device).manual_seed(self.seed)
+        total = torch.zeros((), dtype=torch.float64, device=data.device)
+        training = module.training
+        module.eval()
+        try:
+            with torch.no_grad():
+                for start in range(0, n, self.chunk):
+                    loss, *_ = module.training_loss(
+                        data[start : start + self.chunk],
+                        beta=1.0,
+                        n_importance=self.n_importance,
+                        generator=gen,
+                        objective=self.objective,
+                    )
+                    total += loss.sum(dtype=torch.float64)
+        finally:
+            module.train(training)
+        return -float(total) / n
+
+    def start(self, trainer):
+        if trainer.n_iter > 0:  # warm start: the starting model is the one to beat
+            self.best, self.best_score = trainer._snapshot, self.score(trainer.module)
+
+    def update(self, score, snapshot):
+        """Record an epoch's score; ``True`` when training should stop."""
+        self.scores.append(score)
+        if score > self.best_score:
+            self.best, self.best_score, self.no_improvement = snapshot, score, 0
+        else:
+            self.no_improvement += 1
+        return self.no_improvement > self.n_iter_no_change
+
+    def finish(self, trainer):
+        if self.best is not None and self.best is not trainer._snapshot:
+            trainer.restore(self.best)
+        trainer.best_validation_score = None if self.best is None else float(self.best_score)
