@@ -71,7 +71,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         binary data, in units of the data's scale), relaxed to 1.5 times an
         error the model has reached when ``Ĉ_t`` stops falling in REWO's
         initial phase or the constraint holds ``β`` back in the main phase
-        (see :ref:`auto_kappa`). The value in force is ``kappa_``.
+        (see :ref:`defaults`). The value in force is ``kappa_``.
     nu : float, default=5.0
         Update rate ``ν`` of REWO and GECO.
     tau : float, default=3.0
@@ -96,7 +96,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         and for the fitted model. ``"auto"`` trains with 0.01 times the
         squared data scale and calibrates ``noise_variance_`` to the
         maximum-likelihood variance of the trained networks afterwards (see
-        :ref:`auto_kappa`). Ignored by the Bernoulli likelihood.
+        :ref:`defaults`). Ignored by the Bernoulli likelihood.
     architecture : {"mlp", "conv", "gated_conv"}, default="mlp"
         Network family of encoder and decoder (paper App. F; the prior's
         networks are MLPs): fully connected ``"mlp"``; ``"conv"``, strided
@@ -112,7 +112,8 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
     hidden_layer_sizes : tuple of int or "auto", default="auto"
         Widths of the hidden layers of every network. ``"auto"``: four
         layers of ``n_samples / 16`` units, within 32–256 (the paper's
-        4 × 256 from 4,096 rows on); the widths used are ``hidden_layer_sizes_``.
+        4 × 256 from 4,096 rows on; see :ref:`defaults`); the widths used
+        are ``hidden_layer_sizes_``.
     activation : {"tanh", "relu", "elu", "silu"}, default="tanh"
         Hidden-layer activation.
     init : {"pca", "random"}, default="pca"
@@ -129,7 +130,8 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
     max_iter : int or "auto", default="auto"
         Number of epochs of each ``fit`` call. ``"auto"``: at least 25
         epochs and 4,000 iterations (Adam steps), at most 200 epochs (25 for
-        12,000 rows and more; see :ref:`pendulum_defaults`).
+        12,000 rows and more; see :ref:`defaults` and
+        :ref:`pendulum_defaults`).
     learning_rate : float, default=1e-3
         Adam step size. After a non-finite loss, ``fit`` restores the last
         completed epoch, halves the step size (``learning_rate_``), warns
