@@ -6,12 +6,12 @@ memory bounds, threads, degenerate data, raw errors, persistence.
 """
 
 import pickle
-import threading
 import warnings
 
 import numpy as np
 import pytest
 import torch
+from _threads import run_concurrently
 from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_vhp import ManifoldInterpolator, VHPEstimator
@@ -292,27 +292,6 @@ def test_bernoulli_rows_outside_the_support_score_minus_infinity(X):
 
 
 # ------------------------------------------------------- 7. thread safety
-def _concurrently(fn, n_threads=4, repeats=4):
-    results, errors = [], []
-    barrier = threading.Barrier(n_threads)
-
-    def work():
-        try:
-            barrier.wait()
-            for _ in range(repeats):
-                results.append(fn())
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work) for _ in range(n_threads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
-    return results
-
-
 @pytest.mark.parametrize("prior", ["vhp", "standard", "vamp"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_concurrent_inference_equals_serial_bit_for_bit(X, prior, dtype):
@@ -326,7 +305,7 @@ def test_concurrent_inference_equals_serial_bit_for_bit(X, prior, dtype):
     }
     for name, call in calls.items():
         serial = call()
-        for result in _concurrently(call):
+        for result in run_concurrently(call, n_threads=4, repeats=4):
             np.testing.assert_array_equal(result, serial, err_msg=name)
 
 

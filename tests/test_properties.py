@@ -3,12 +3,12 @@
 import contextlib
 import copy
 import math
-import threading
 import warnings
 
 import numpy as np
 import pytest
 import torch
+from _threads import run_concurrently
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -216,26 +216,6 @@ STRUCTURAL_CHANGES = [
 ]  # fmt: skip
 
 
-def _run_in_threads(fn, n_threads):
-    if n_threads == 1:
-        return [fn()]
-    out, errors = [None] * n_threads, []
-
-    def work(i):
-        try:
-            out[i] = fn()
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(n_threads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
-    return out
-
-
 @HOSTILE_SETTINGS
 @given(
     data=st.data(),
@@ -255,7 +235,7 @@ def test_any_layout_mode_thread_or_parameter_gives_the_reference_answer(
     expected = getattr(est, method)(ref)
     est.set_params(**change)
     with GRAD_MODES[mode]():
-        results = _run_in_threads(lambda: getattr(est, method)(A), n_threads)
+        results = run_concurrently(lambda: getattr(est, method)(A), n_threads)
     assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
     width = {"transform": (2,), "score_samples": (), "inverse_transform": (5,)}[method]
     for got in results:
