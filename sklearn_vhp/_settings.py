@@ -237,21 +237,19 @@ def check_fit_input(est, X, continuing):
     if span > math.sqrt(limit):
         raise ValueError(
             f"X spans {span:.3g}: its squared reconstruction errors (and the automatic "
-            f"noise variance and kappa, which scale with the data's range) overflow "
+            f"noise variance and kappa, which scale with the data's spread) overflow "
             f"float32 (above {limit:.3g}), the precision the model is trained in. "
             "Scale the data, e.g. with sklearn.preprocessing.StandardScaler or MinMaxScaler."
         )
-    in_unit_interval = X.size == 0 or (X.min() >= 0 and X.max() <= 1)
+    # The automatic settings' own rule (data_scale), so the check follows it.
     if (
         not continuing
         and est.noise_variance == "auto"
-        and not in_unit_interval
-        and 0 < span
-        and DEFAULT_NOISE_VARIANCE * span**2 < float(f32.tiny)
+        and DEFAULT_NOISE_VARIANCE * data_scale(X) ** 2 < float(f32.tiny)
     ):
         raise ValueError(
             f"X spans only {span:.3g}: the automatic noise variance and kappa, which scale "
-            "with the data's range, underflow float32 (below "
+            "with the data's spread, underflow float32 (below "
             f"{float(f32.tiny):.3g}), the precision the model is trained in. Scale the "
             "data, e.g. with sklearn.preprocessing.StandardScaler, or set noise_variance "
             "and kappa."
@@ -406,13 +404,17 @@ def pca_projections(X, n_components, likelihood, rng):
     return weight, -weight @ mean, decoder_weight, bias
 
 
+def steps_per_epoch(est, n_samples):
+    """Iterations of one epoch: the training loop drops the ragged last batch."""
+    return n_samples // min(est.batch_size, n_samples)
+
+
 def epochs(est, n_samples):
     """Epochs of one ``fit`` call: ``max_iter``, or its ``"auto"`` rule."""
     if est.max_iter != "auto":
         return est.max_iter
-    steps = n_samples // min(est.batch_size, n_samples)  # the ragged batch is dropped
     low, high = AUTO_EPOCHS
-    return min(high, max(low, math.ceil(AUTO_MIN_ITERATIONS / steps)))
+    return min(high, max(low, math.ceil(AUTO_MIN_ITERATIONS / steps_per_epoch(est, n_samples))))
 
 
 def to_tensor(a, dtype, device):
@@ -490,7 +492,7 @@ def resolve(est, X, hidden):
     n = X.shape[0]
     plateau = None
     if est.schedule == "rewo" and est.kappa == "auto":
-        steps = epochs(est, n) * (n // min(est.batch_size, n))
+        steps = epochs(est, n) * steps_per_epoch(est, n)
         window = min(max(steps // 8, PLATEAU_WINDOW[0]), PLATEAU_WINDOW[1])
         plateau = dict(AUTO_KAPPA_PLATEAU, plateau_window=window)
     module_config = dict(
@@ -512,8 +514,7 @@ def resolve(est, X, hidden):
         tau=est.tau,
         alpha=est.alpha,
         beta_init=est.beta_init,
-        # Matches the training loop, which drops the ragged last batch.
-        warmup_steps=est.warmup_epochs * (n // min(est.batch_size, n)),
+        warmup_steps=est.warmup_epochs * steps_per_epoch(est, n),
         plateau=plateau,
     )
     return Settings(device, lik, kappa, noise_variance, hidden, module_config, schedule_args)
