@@ -28,7 +28,14 @@ from ._schedules import make_schedule
 from ._settings import to_tensor as _to_tensor
 from ._torch.factory import build_vae
 from ._torch.vae import forget_precisions, in_precision
-from ._training import DivergenceWarning, EarlyStopping, ShuffledBatches, Trainer, make_adam
+from ._training import (
+    DivergenceWarning,
+    EarlyStopping,
+    ShuffledBatches,
+    StreamedBatches,
+    Trainer,
+    make_adam,
+)
 
 __all__ = ["VHPEstimator", "DivergenceWarning"]
 
@@ -188,7 +195,8 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         ``C``), ``constraint_avg`` (``Ĉ_t``), ``kl``, ``beta``, ``phase``,
         ``epoch``, ``lr`` (with IWAE, averages over the ``K`` samples).
     n_iter_ : int
-        Epochs completed (over all calls with ``warm_start``).
+        Epochs completed (over all calls with ``warm_start``); each
+        :meth:`partial_fit` call counts as one.
     learning_rate_ : float
         Adam's step size: ``learning_rate``, halved at each divergence.
     divergences_ : list of dict
@@ -228,6 +236,9 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
     #: Test hook: iterations between host syncs in ``fit`` (``None``: the device's
     #: default). Not a parameter: tests set it to check that syncs change nothing.
     _sync_every = None
+    #: Test hook: rows per block of a streamed ``fit`` (``None``: from the
+    #: memory budget). Tests set it to the number of rows to stream one block.
+    _stream_block_rows = None
 
     _parameter_constraints = _settings.PARAMETER_CONSTRAINTS
 
@@ -303,6 +314,25 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
     def fit(self, X, y=None):
         """Train the model on ``X``.
 
+        ``X`` goes to the device as one float32 tensor, unless it is a
+        numeric numpy array (a read-only ``np.memmap`` or
+        ``np.load(..., mmap_mode="r")`` included) whose float32 copy is
+        larger than scikit-learn's ``working_memory`` (``with
+        sklearn.config_context(working_memory=64)``: at most 64 MiB of it
+        on the device at once). Such an ``X`` is streamed from host memory
+        and never read whole: a random order of contiguous blocks, rows
+        shuffled within a buffer of several blocks (a quarter of the budget),
+        each converted to float32 (uint8 or bool data block by block) while
+        the previous buffer trains. It is checked in one sequential pass
+        (finite values, range); the automatic settings, the PCA start, the
+        noise-variance calibration and the prior's standardisation use a
+        random subsample of at most 10,000 rows, and early stopping holds
+        out ``validation_fraction`` of the rows but at most 10,000. The
+        batch order differs from the in-memory one, so a streamed fit is not
+        bit-equal to an in-memory fit at the same ``random_state``; it sees
+        each row once per epoch (but fewer than ``batch_size`` rows of the
+        last buffer). See :ref:`architecture`.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
@@ -320,44 +350,106 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             self._fit(X)
         return self
 
-    def _fit(self, X):
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Train the model on one chunk of data: one pass of Adam over ``X``.
+
+        As scikit-learn's ``MLPRegressor.partial_fit``: the first call
+        initialises the model from its chunk (resolved settings such as
+        ``likelihood="auto"``, ``kappa="auto"`` and the hidden widths, the
+        PCA start, the VampPrior's pseudo-inputs), each call makes one epoch
+        over its chunk (shuffled mini-batches, the ragged last one dropped),
+        and the optimiser, the β schedule (REWO's ``β``, ``Ĉ_t`` and phase),
+        the step size and ``history_`` carry over from call to call, as in a
+        ``fit`` with ``warm_start=True`` and ``max_iter=1`` on each chunk.
+        ``n_iter_`` grows by one per call. ``max_iter`` and ``warm_start``
+        are not used; the plateau window of ``kappa="auto"`` is the one a
+        ``fit`` on the first chunk would use. A chunk larger than the memory
+        budget is streamed as in :meth:`fit`. After a fitted ``fit``, a call
+        continues that model. Parameters the fitted model fixes (see
+        ``warm_start``) may not change, and a chunk with another number of
+        features is refused with ``ValueError``; a call that fails before
+        training leaves the estimator as it was.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            One chunk of training data.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        self : VHPEstimator
+            The estimator, trained on one more chunk.
+
+        Raises
+        ------
+        ValueError
+            With ``early_stopping=True``: a validation score over chunks would
+            compare different data (as in scikit-learn's MLP).
+        """
+        if self.early_stopping:
+            raise ValueError(
+                "partial_fit does not support early_stopping=True: each call sees "
+                "another chunk, so there is no fixed validation set. Hold out data "
+                "and score it with score(), or use fit."
+            )
+        with torch.inference_mode(False), torch.enable_grad():
+            self._fit(X, incremental=True)
+        return self
+
+    def _fit(self, X, incremental=False):
         # Set-up is all or nothing: a failure or Ctrl-C before training leaves
         # the estimator as it was (the previous model, or unfitted).
         saved = dict(self.__dict__)
         if "_seed_stream" in saved:  # advanced in place by the set-up
             saved["_seed_stream"] = copy.deepcopy(saved["_seed_stream"])
         try:
-            data, generator, val = self._set_up_fit(X)
+            source, val, calibration_rows = self._set_up_fit(X, incremental)
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(saved)
             raise
         forget_precisions(self.module_)
+        epochs = 1 if incremental else _settings.epochs(self, source.n_samples)
         try:
-            self._train(data, generator, val)
+            self._train(source, epochs, val, warn=not incremental)
         finally:
             # Also after a FloatingPointError: the model kept (the last finite
             # state) gets its own variance, not the training one.
             if self.likelihood_ == "gaussian" and self.noise_variance == "auto":
                 self.noise_variance_ = _inference.calibrated_noise_variance(
-                    self.module_, data, self._eval_seed, self._module_config["noise_variance"]
+                    self.module_,
+                    calibration_rows,
+                    self._eval_seed,
+                    self._module_config["noise_variance"],
                 )
             forget_precisions(self.module_)
 
-    def _set_up_fit(self, X):
-        """Validate ``X`` and the settings, then (re)initialise: ``fit`` up to training."""
-        continuing = self.warm_start and hasattr(self, "module_")
+    def _set_up_fit(self, X, incremental=False):
+        """Validate ``X`` and the settings, then (re)initialise: ``fit`` up to training.
+
+        Returns the batch source, the validation rows (a tensor or ``None``)
+        and the rows the noise variance is calibrated on.
+        """
+        continuing = hasattr(self, "module_") and (self.warm_start or incremental)
         if continuing:
             _settings.check_warm_start(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not continuing)
+        streamed = _settings.streams(X)
+        if streamed:  # X stays where it is; the settings follow a subsample
+            X, sample, bounds = self._validate_streamed(X, continuing)
+        else:
+            X = sample = validate_data(
+                self, X, dtype=[np.float64, np.float32], reset=not continuing
+            )
+            bounds = None
         hidden = _settings.hidden_layer_sizes(self, X.shape[0])
-        _settings.check_fit_input(self, X, continuing)
+        _settings.check_fit_input(self, sample, continuing, bounds)
         if not continuing:
             rng = check_random_state(self.random_state)
             if self.early_stopping:
                 self._validation_seed = int(rng.randint(2**31 - 1))
-            X_train, X_val = self._split_validation(X)
-            self._initialize(X_train, hidden, rng)
         else:
             if self.early_stopping and not hasattr(self, "_validation_seed"):
                 self._validation_seed = int(self._seed_stream.randint(2**31 - 1))
@@ -365,8 +457,28 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                 # Scores of earlier fits would describe another training run.
                 self.validation_scores_ = None
                 self.best_validation_score_ = None
+        if streamed:
+            held_out = None
+            if self.early_stopping:
+                held_out = _settings.held_out_rows(self, X.shape[0], self._validation_seed)
+            X_train, X_val = sample, None if held_out is None else X[held_out]
+            n_train = X.shape[0] - (0 if held_out is None else held_out.shape[0])
+        else:
             X_train, X_val = self._split_validation(X)
-        data = _to_tensor(X_train, torch.float32, self.device_)
+            n_train = None
+        if not continuing:
+            self._initialize(X_train, hidden, rng, n_train)
+        if streamed:
+            rows = _to_tensor(sample, torch.float32, self.device_)
+            block_rows, buffer_blocks = _settings.stream_blocks(X.shape[1], self.batch_size)
+            source_args = dict(
+                block_rows=self._stream_block_rows or block_rows,
+                buffer_blocks=buffer_blocks,
+                reference=rows[:: max(1, rows.shape[0] // 4096)],
+                skip=held_out,
+            )
+        else:
+            rows, source_args = _to_tensor(X_train, torch.float32, self.device_), None
         val = None if X_val is None else _to_tensor(X_val, torch.float32, self.device_)
         generator = torch.Generator(device=self.device_).manual_seed(
             int(self._seed_stream.randint(2**31 - 1))
@@ -377,14 +489,36 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             self.learning_rate_ = float(self.learning_rate)
         if val is not None and self.validation_scores_ is None:
             self.validation_scores_ = []
-        return data, generator, val
+        if streamed:
+            source = StreamedBatches(X, self.batch_size, generator, **source_args)
+        else:
+            source = ShuffledBatches(rows, self.batch_size, generator)
+        return source, val, rows
+
+    def _validate_streamed(self, X, continuing):
+        """Check a streamed ``X`` without reading it into memory.
+
+        Returns ``X`` (as given), a bounded float64 subsample of its rows and
+        the data's ``(min, max)``; sets ``n_features_in_`` (or checks it).
+        """
+        # Two rows go through scikit-learn's validation: dimensions, dtype,
+        # n_features_in_ (set, or checked when continuing), feature names.
+        validate_data(self, X[:2], dtype=[np.float64, np.float32], reset=not continuing)
+        bounds = _settings.scan_rows(X)  # finite values, min and max: one pass
+        stream = self._seed_stream if continuing else check_random_state(self.random_state)
+        sample = _settings.subsample_rows(X, [int(stream.randint(2**31 - 1)), 1])
+        return X, sample, bounds
 
     def _split_validation(self, X):
         return _settings.split_validation(self, X, getattr(self, "_validation_seed", None))
 
-    def _initialize(self, X, hidden, rng):
-        """Set all first-fit state: resolved settings, module, optimiser, schedule."""
-        resolved = _settings.resolve(self, X, hidden)
+    def _initialize(self, X, hidden, rng, n_samples=None):
+        """Set all first-fit state: resolved settings, module, optimiser, schedule.
+
+        ``X``: the training rows, or a subsample of the ``n_samples`` rows
+        of a streamed ``fit``.
+        """
+        resolved = _settings.resolve(self, X, hidden, n_samples)
         self.device_, self.likelihood_ = resolved.device, resolved.likelihood
         self.kappa_, self.hidden_layer_sizes_ = resolved.kappa, resolved.hidden_layer_sizes
         gaussian = self.likelihood_ == "gaussian"
@@ -415,10 +549,9 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         self.validation_scores_ = [] if self.early_stopping else None
         self.best_validation_score_ = None
 
-    def _train(self, data, generator, val=None):
-        """Hand the model to the training engine; read its state back."""
+    def _train(self, source, epochs, val=None, warn=True):
+        """Hand the model and a batch source to the training engine; read its state back."""
         module = self.module_
-        source = ShuffledBatches(data, self.batch_size, generator)
         trainer = Trainer(
             module,
             self._optimizer,
@@ -437,7 +570,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         )
         early = None if val is None else self._early_stopping(val)
         try:
-            trainer.run(source, _settings.epochs(self, data.shape[0]), early)
+            trainer.run(source, epochs, early)
         finally:
             self.n_iter_, self.learning_rate_ = trainer.n_iter, trainer.learning_rate
             self._train_noise_variance = trainer.train_noise_variance
@@ -448,7 +581,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         schedule = self.schedule_
         self.beta_ = float(schedule.beta)
         self.kappa_ = float(getattr(schedule, "kappa", self.kappa_))
-        if schedule.phase == "initial" and schedule.constraint_avg is not None:
+        if warn and schedule.phase == "initial" and schedule.constraint_avg is not None:
             warnings.warn(
                 f"Training ended in REWO's initial phase: the running reconstruction "
                 f"error Ĉ = {schedule.constraint_avg:.3g} never fell below "

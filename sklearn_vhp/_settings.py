@@ -19,6 +19,7 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn import get_config
+from sklearn.utils import assert_all_finite
 from sklearn.utils._chunking import get_chunk_n_rows  # public in sklearn < 1.8
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import svd_flip
@@ -43,6 +44,16 @@ AUTO_EPOCHS, AUTO_MIN_ITERATIONS = (25, 200), 4000
 #: Largest chunk (MiB of temporaries) of ``score_samples`` and early-stopping
 #: validation on a CPU: chunks of a few MiB stay in cache (1.3-2x faster).
 CPU_CHUNK_MIB = 16
+#: Streamed ``fit``: rows of the bounded subsample the settings, the PCA
+#: start, the noise-variance calibration and the prior's standardisation are
+#: computed from (fewer when ``working_memory`` does not hold them as
+#: float64, but at least ``SUBSAMPLE_ROWS[0]``), and the most validation
+#: rows early stopping holds out.
+SUBSAMPLE_ROWS = (1000, 10000)
+STREAM_VALIDATION_ROWS = 10000
+#: Streamed ``fit``: blocks per shuffle buffer, and buffers per memory budget
+#: (three exist at a time: one trains, one waits, one is being read).
+BUFFER_BLOCKS, BUDGET_BUFFERS = 8, 4
 
 
 #: Parameters fixed by the fitted model: its networks, likelihood, device and
@@ -214,8 +225,12 @@ def outside_support(X, likelihood):
     return outside
 
 
-def check_fit_input(est, X, continuing):
-    """Checks of ``fit``'s data and settings that parameter validation cannot do."""
+def check_fit_input(est, X, continuing, bounds=None):
+    """Checks of ``fit``'s data and settings that parameter validation cannot do.
+
+    ``bounds``: ``(min, max)`` of the whole data when ``X`` is a subsample of
+    it (a streamed ``fit``, see :func:`scan_rows`); else those of ``X``.
+    """
     for name in INTEGER_PARAMS:
         value = getattr(est, name)
         if isinstance(value, bool):
@@ -225,15 +240,18 @@ def check_fit_input(est, X, continuing):
             )
     if not continuing:
         resolve_device(est.device)
+    if bounds is None:
+        bounds = (float(X.min()), float(X.max())) if X.size else (0.0, 0.0)
+    low, high = bounds
     f32 = np.finfo(np.float32)
     limit = float(f32.max)
-    if X.size and float(np.max(np.abs(X))) > limit:
+    if max(-low, high) > limit:
         raise ValueError(
-            f"X has values up to {float(np.max(np.abs(X))):g}, beyond the float32 range "
+            f"X has values up to {max(-low, high):g}, beyond the float32 range "
             f"(±{limit:.3g}) the model is trained in; scale the data, e.g. with "
             "sklearn.preprocessing.StandardScaler or MinMaxScaler."
         )
-    span = float(np.ptp(X)) if X.size else 0.0
+    span = high - low
     if span > math.sqrt(limit):
         raise ValueError(
             f"X spans {span:.3g}: its squared reconstruction errors (and the automatic "
@@ -257,10 +275,10 @@ def check_fit_input(est, X, continuing):
     if not continuing:
         check_float_params(est)
     lik = getattr(est, "likelihood_", None) if continuing else est.likelihood
-    if lik == "bernoulli" and (X.min() < 0 or X.max() > 1):
+    if lik == "bernoulli" and (low < 0 or high > 1):
         raise ValueError(
             "likelihood='bernoulli' needs data in [0, 1]; got values in "
-            f"[{X.min():g}, {X.max():g}]. Scale the data or use "
+            f"[{low:g}, {high:g}]. Scale the data or use "
             "likelihood='gaussian'."
         )
     if not continuing:
@@ -312,6 +330,75 @@ def split_validation(est, X, seed):
         )
     perm = np.random.RandomState(seed).permutation(n)
     return X[np.sort(perm[n_val:])], X[np.sort(perm[:n_val])]
+
+
+def streams(X):
+    """Whether ``fit`` streams ``X`` from host memory instead of copying it to the device.
+
+    For a numeric 2-D numpy array (a memmap included) whose float32 copy is
+    larger than scikit-learn's ``working_memory``; other inputs are
+    validated into memory as usual.
+    """
+    return (
+        isinstance(X, np.ndarray)
+        and X.ndim == 2
+        and X.dtype.kind in "biuf"
+        and X.size * 4 > get_config()["working_memory"] * 2**20
+    )
+
+
+def stream_blocks(n_features, batch_size):
+    """``(block_rows, buffer_blocks)`` of a streamed ``fit``: a buffer is a
+    :data:`BUDGET_BUFFERS`-th of ``working_memory`` as float32 (at least a batch)."""
+    buffer_rows = max(batch_size, chunk_rows(4 * n_features) // BUDGET_BUFFERS)
+    return max(1, buffer_rows // BUFFER_BLOCKS), BUFFER_BLOCKS
+
+
+def scan_rows(X):
+    """``(min, max)`` of ``X``, read in blocks that fit ``working_memory``.
+
+    Float rows are checked to be finite on the way (``ValueError`` as
+    scikit-learn's validation raises it). One sequential pass over the data.
+    """
+    low, high = math.inf, -math.inf
+    step = chunk_rows(8 * X.shape[1])
+    for start in range(0, X.shape[0], step):
+        block = X[start : start + step]
+        if block.dtype.kind == "f":
+            assert_all_finite(block, input_name="X")
+        low, high = min(low, float(block.min())), max(high, float(block.max()))
+    return low, high
+
+
+def subsample_rows(X, seed):
+    """A bounded random subsample of the rows of ``X``, in order, as float64.
+
+    :data:`SUBSAMPLE_ROWS` rows at most (all rows when there are no more);
+    what a streamed ``fit`` derives its settings from.
+    """
+    n = X.shape[0]
+    low, high = SUBSAMPLE_ROWS
+    size = min(n, max(low, min(high, chunk_rows(8 * X.shape[1]))))
+    if size == n:
+        return np.asarray(X, dtype=np.float64)
+    rows = np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
+    return np.asarray(X[rows], dtype=np.float64)
+
+
+def held_out_rows(est, n, seed):
+    """Early stopping's validation rows of a streamed ``fit`` (sorted indices).
+
+    ``validation_fraction`` of the rows, at most :data:`STREAM_VALIDATION_ROWS`,
+    drawn without a permutation of all rows.
+    """
+    n_val = min(int(math.ceil(est.validation_fraction * n)), STREAM_VALIDATION_ROWS)
+    if n_val < 2 or n - n_val < 1:
+        raise ValueError(
+            f"The validation set for early stopping is too small: validation_fraction="
+            f"{est.validation_fraction} of {n} samples gives {n_val} validation rows "
+            "(need at least 2). Increase validation_fraction or set early_stopping=False."
+        )
+    return np.sort(np.random.default_rng(seed).choice(n, size=n_val, replace=False))
 
 
 def hidden_layer_sizes(est, n_samples):
@@ -476,8 +563,13 @@ class Settings:
     schedule_args: dict  # make_schedule's keyword arguments
 
 
-def resolve(est, X, hidden):
-    """Turn ``"auto"`` and derived settings into values, once, before anything is built."""
+def resolve(est, X, hidden, n_samples=None):
+    """Turn ``"auto"`` and derived settings into values, once, before anything is built.
+
+    ``n_samples``: the number of training rows when ``X`` is a subsample of
+    them (a streamed ``fit``); the epoch budget and the rules that count
+    iterations follow it, the rest follows ``X``.
+    """
     device = resolve_device(est.device)
     lik = likelihood(est, X)
     scale = data_scale(X)
@@ -489,7 +581,7 @@ def resolve(est, X, hidden):
         if est.noise_variance == "auto"
         else float(est.noise_variance)
     )
-    n = X.shape[0]
+    n = X.shape[0] if n_samples is None else n_samples
     plateau = None
     if est.schedule == "rewo" and est.kappa == "auto":
         steps = epochs(est, n) * steps_per_epoch(est, n)

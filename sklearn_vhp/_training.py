@@ -1,8 +1,11 @@
 """The training engine: epochs of Adam on a VAE, robust to divergence and Ctrl-C.
 
 It knows nothing of scikit-learn. A :class:`Trainer` runs epochs over a
-*batch source* (:class:`ShuffledBatches`: shuffled mini-batches of an
-in-memory tensor; a streaming source only needs the same three members),
+*batch source*: :class:`ShuffledBatches` (shuffled mini-batches of an
+in-memory tensor: ``fit`` on data that fit the memory budget, and each
+``partial_fit`` chunk) or :class:`StreamedBatches` (block-shuffled
+mini-batches read from a host array or a memmap while the previous block
+trains); both have the same members, so the loop is one,
 steps the β schedule from every iteration's constraint, rolls an epoch back
 when it diverges, stops early on a validation score, and reports through one
 :class:`TrainingRecord` of per-iteration statistics. The estimator resolves
@@ -12,6 +15,8 @@ results back (``n_iter``, ``learning_rate``, ``record`` ...).
 
 import copy
 import math
+import queue
+import threading
 import warnings
 
 import numpy as np
@@ -55,6 +60,10 @@ class ShuffledBatches:
         self.generator = generator
 
     @property
+    def n_samples(self):
+        return self.data.shape[0]
+
+    @property
     def steps_per_epoch(self):
         return self.data.shape[0] // self.batch_size
 
@@ -70,6 +79,133 @@ class ShuffledBatches:
     def reference_rows(self, n=4096):
         """About ``n`` rows spread over the data (the prior's standardisation)."""
         return self.data[:: max(1, self.data.shape[0] // n)]
+
+
+class StreamedBatches:
+    """A batch source: block-shuffled mini-batches of rows of a host array.
+
+    ``X`` is any 2-D numpy array (a read-only ``np.memmap`` included) and is
+    never read whole: each :meth:`epoch` draws a random order of contiguous
+    blocks of ``block_rows`` rows, reads ``buffer_blocks`` blocks at a time
+    into a float32 buffer (uint8 or bool rows are converted block by block,
+    the rows in ``skip`` left out), draws a permutation of the buffer's rows
+    and yields batches of ``batch_size`` rows; rows left over at the end of
+    a buffer start the next one's first batch, and the ragged last batch of
+    the epoch is dropped. So each row (but those in ``skip`` and fewer than
+    ``batch_size`` of the last buffer) is seen once per epoch, and a disk
+    reads each block sequentially.
+
+    A background thread reads and converts the next buffer while the current
+    one trains (on CUDA into pinned memory, copied with ``non_blocking``),
+    so at most three buffers exist at a time. The block order and the row
+    permutations come from ``generator`` (drawn in the training thread, the
+    order of a single block skipped), which also drives the training noise:
+    with one block the batches are those of :class:`ShuffledBatches` on the
+    same rows and generator.
+
+    ``reference`` are the rows :meth:`reference_rows` returns (a tensor on
+    the device, e.g. a subsample).
+    """
+
+    def __init__(
+        self, X, batch_size, generator, *, block_rows, buffer_blocks, reference, skip=None
+    ):
+        self.X, self.generator, self.reference = X, generator, reference
+        self.skip = np.sort(np.asarray([] if skip is None else skip, dtype=np.int64))
+        self.n_samples = X.shape[0] - self.skip.shape[0]
+        self.batch_size = min(batch_size, self.n_samples)
+        self.block_rows, self.buffer_blocks = max(1, int(block_rows)), max(1, int(buffer_blocks))
+        self.n_blocks = -(-X.shape[0] // self.block_rows)
+        self.device = generator.device
+
+    @property
+    def steps_per_epoch(self):
+        return self.n_samples // self.batch_size
+
+    def epoch(self):
+        gen, batch = self.generator, self.batch_size
+        order = [0]
+        if self.n_blocks > 1:
+            order = torch.randperm(self.n_blocks, generator=gen, device=self.device).tolist()
+        parts, n_parts = [], 0  # rows of the batch being assembled
+        for buf in _prefetched(self._buffers(order)):
+            perm = torch.randperm(buf.shape[0], generator=gen, device=self.device)
+            start = 0
+            while start < buf.shape[0]:
+                take = min(batch - n_parts, buf.shape[0] - start)
+                parts.append(buf[perm[start : start + take]])
+                n_parts, start = n_parts + take, start + take
+                if n_parts == batch:
+                    yield parts[0] if len(parts) == 1 else torch.cat(parts)
+                    parts, n_parts = [], 0
+        # the ragged last batch is dropped
+
+    def _buffers(self, order):
+        """The buffers of one epoch, on the device (run in the prefetch thread)."""
+        X, skip, rows = self.X, self.skip, self.block_rows
+        pin = self.device.type == "cuda"
+        for g in range(0, len(order), self.buffer_blocks):
+            blocks = []
+            for b in order[g : g + self.buffer_blocks]:
+                a, e = b * rows, min(X.shape[0], (b + 1) * rows)
+                lo, hi = np.searchsorted(skip, [a, e])
+                blocks.append((a, e, skip[lo:hi] - a))
+            total = sum(e - a - len(out) for a, e, out in blocks)
+            if total == 0:
+                continue
+            buf = torch.empty((total, X.shape[1]), dtype=torch.float32, pin_memory=pin)
+            host, pos = buf.numpy(), 0
+            for a, e, out in blocks:
+                block = X[a:e] if not len(out) else np.delete(X[a:e], out, axis=0)
+                host[pos : pos + block.shape[0]] = block  # converted to float32 here
+                pos += block.shape[0]
+            yield buf.to(self.device, non_blocking=True)
+
+    def reference_rows(self):
+        """The rows given as ``reference`` (the prior's standardisation)."""
+        return self.reference
+
+
+def _prefetched(items, depth=1):
+    """Iterate ``items`` (a generator) in a background thread, ``depth`` items ahead.
+
+    An exception of the thread is raised here; leaving the loop early (a
+    rolled-back epoch, Ctrl-C) stops and joins the thread.
+    """
+    q, stop, done = queue.Queue(maxsize=depth), threading.Event(), object()
+
+    def put(item):
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def work():
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(done)
+        except BaseException as exc:  # handed to the training thread
+            put(exc)
+
+    thread = threading.Thread(target=work, name="StreamedBatches", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+        items.close()
 
 
 class TrainingRecord:
