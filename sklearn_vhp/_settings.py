@@ -596,7 +596,8 @@ def resolve(est, X, hidden, n_samples=None):
         activation=est.activation,
         noise_variance=noise_variance,
         encoder_variance=est.encoder_variance,
-        n_pseudo_inputs=min(est.n_pseudo_inputs, n) if est.prior == "vamp" else None,
+        # (X's rows start them: a subsample's, when streaming)
+        n_pseudo_inputs=min(est.n_pseudo_inputs, n, X.shape[0]) if est.prior == "vamp" else None,
         architecture=est.architecture,
         image_shape=image_shape(est, X.shape[1]),
     )

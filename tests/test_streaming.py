@@ -220,3 +220,49 @@ def test_partial_fit_streams_a_chunk_larger_than_the_budget(binary):
     with config_context(working_memory=SMALL_BUDGET):
         est.partial_fit(binary).partial_fit(binary)
     assert est.n_iter_ == 2 and len(est.history_["loss"]) == 2 * (600 // 32)
+
+
+# ------------------------------------------- rollback and Ctrl-C while streaming
+def _misbehave_on_call(monkeypatch, call, action):
+    from sklearn_vhp._torch.vae import VAE
+
+    original, calls = VAE.training_loss, {"n": 0}
+
+    def patched(self, x, **kw):
+        calls["n"] += 1
+        out = original(self, x, **kw)
+        return action(out) if calls["n"] == call else out
+
+    monkeypatch.setattr(VAE, "training_loss", patched)
+
+
+def test_streamed_divergence_rolls_the_epoch_back(binary, monkeypatch):
+    import threading
+
+    from sklearn_vhp import DivergenceWarning
+
+    def nan_loss(out):
+        return (out[0] * torch.nan, *out[1:])
+
+    per_epoch, threads = 600 // 32, threading.active_count()
+    _misbehave_on_call(monkeypatch, per_epoch + 4, nan_loss)  # in epoch 2
+    with pytest.warns(DivergenceWarning):
+        est = _fit(binary, budget=SMALL_BUDGET)
+    assert [d["epoch"] for d in est.divergences_] == [2]
+    assert est.n_iter_ == 3 and len(est.history_["loss"]) == 3 * per_epoch
+    assert np.isfinite(est.history_["loss"]).all()
+    assert threading.active_count() == threads  # the abandoned epoch's reader stopped
+
+
+def test_streamed_ctrl_c_keeps_the_last_completed_epoch(binary, monkeypatch):
+    import threading
+
+    def interrupt(out):
+        raise KeyboardInterrupt
+
+    per_epoch, threads = 600 // 32, threading.active_count()
+    _misbehave_on_call(monkeypatch, 2 * per_epoch + 3, interrupt)  # in epoch 3
+    with pytest.warns(UserWarning, match="interrupted"):
+        est = _fit(binary, budget=SMALL_BUDGET)
+    assert est.n_iter_ == 2 and len(est.history_["loss"]) == 2 * per_epoch
+    assert threading.active_count() == threads
