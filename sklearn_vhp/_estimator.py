@@ -468,17 +468,6 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             n_train = None
         if not continuing:
             self._initialize(X_train, hidden, rng, n_train)
-        if streamed:
-            rows = _to_tensor(sample, torch.float32, self.device_)
-            block_rows, buffer_blocks = _settings.stream_blocks(X.shape[1], self.batch_size)
-            source_args = dict(
-                block_rows=self._stream_block_rows or block_rows,
-                buffer_blocks=buffer_blocks,
-                reference=rows[:: max(1, rows.shape[0] // 4096)],
-                skip=held_out,
-            )
-        else:
-            rows, source_args = _to_tensor(X_train, torch.float32, self.device_), None
         val = None if X_val is None else _to_tensor(X_val, torch.float32, self.device_)
         generator = torch.Generator(device=self.device_).manual_seed(
             int(self._seed_stream.randint(2**31 - 1))
@@ -489,9 +478,20 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             self.learning_rate_ = float(self.learning_rate)
         if val is not None and self.validation_scores_ is None:
             self.validation_scores_ = []
-        if streamed:
-            source = StreamedBatches(X, self.batch_size, generator, **source_args)
+        if streamed:  # the rows on the device are the subsample's
+            rows = _to_tensor(sample, torch.float32, self.device_)
+            block_rows, buffer_blocks = _settings.stream_blocks(X.shape[1], self.batch_size)
+            source = StreamedBatches(
+                X,
+                self.batch_size,
+                generator,
+                block_rows=self._stream_block_rows or block_rows,
+                buffer_blocks=buffer_blocks,
+                reference=rows[:: max(1, rows.shape[0] // 4096)],
+                skip=held_out,
+            )
         else:
+            rows = _to_tensor(X_train, torch.float32, self.device_)
             source = ShuffledBatches(rows, self.batch_size, generator)
         return source, val, rows
 
