@@ -168,13 +168,14 @@ def test_streamed_warm_start_checks_the_feature_count(binary):
 
 
 # ------------------------------------------------------------ partial_fit
-def test_partial_fit_equals_one_epoch_fits_with_warm_start(binary):
+@pytest.mark.parametrize("prior", ["vhp", "vamp"])  # learned pseudo-inputs carry over too
+def test_partial_fit_equals_one_epoch_fits_with_warm_start(binary, prior):
     a, b = binary[:300], binary[300:]
-    inc = VHPEstimator(**KW)
+    inc = VHPEstimator(**KW, prior=prior, n_pseudo_inputs=10)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)  # partial_fit does not warn
         inc.partial_fit(a).partial_fit(b)
-    ref = _fit(a, max_iter=1).set_params(max_iter=1, warm_start=True)
+    ref = _fit(a, max_iter=1, prior=prior, n_pseudo_inputs=10).set_params(warm_start=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         ref.fit(b)
