@@ -86,7 +86,7 @@ def test_parallel_post_fit_transform_equals_in_memory(client, fitted, X):
     input's width (64) for the result: the computed array is right, the lazy
     one's ``shape`` is not (hence ``map_blocks`` with ``chunks`` in the docs).
     """
-    from dask_ml.wrappers import ParallelPostFit
+    ParallelPostFit = pytest.importorskip("dask_ml.wrappers").ParallelPostFit
 
     dX = da.from_array(X, chunks=(100, -1))
     post = ParallelPostFit(fitted, transform_meta=np.empty((0, 0), dtype=X.dtype))
@@ -184,7 +184,7 @@ def test_incremental_fit_is_partial_fit_over_the_blocks(client, X):
     The model travels between workers as a pickle (weights, Adam's state,
     schedule and seeds), so the result is that of the local loop, exactly.
     """
-    from dask_ml.wrappers import Incremental
+    Incremental = pytest.importorskip("dask_ml.wrappers").Incremental
 
     dX = da.from_array(X, chunks=(150, -1))
     inc = Incremental(VHPEstimator(**TINY), shuffle_blocks=False)
@@ -205,7 +205,7 @@ def test_incremental_fit_is_partial_fit_over_the_blocks(client, X):
 @needs_partial_fit
 def test_incremental_shuffled_blocks_train_on_every_row(client, X):
     """With shuffled blocks every block is seen once per ``fit``: one pass each."""
-    from dask_ml.wrappers import Incremental
+    Incremental = pytest.importorskip("dask_ml.wrappers").Incremental
 
     dX = da.from_array(X, chunks=(200, -1))
     params = {**TINY, "batch_size": 40}  # 5 whole batches per block
