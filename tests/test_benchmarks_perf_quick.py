@@ -1,5 +1,8 @@
 """Smoke runs of the performance benchmarks (seconds each): they run and print their tables."""
 
+import numpy as np
+import pytest
+
 
 def test_nll_eval_quick_prints_fraction(capsys, load_benchmark):
     fraction = load_benchmark("nll_eval").main(["--quick", "--threads", "1"])
@@ -24,3 +27,24 @@ def test_grid_search_workers_run_torch_with_their_share_of_threads(capsys, load_
     assert module.worker_threads(2) == [max(1, (os.cpu_count() or 1) // 2)]
     module.main(["--quick"])
     assert "n_jobs=1 / n_jobs=2 wall time" in capsys.readouterr().out
+
+
+def test_out_of_core_files_are_the_training_rows_tiled(tmp_path, load_benchmark):
+    """The benchmark's big files: uint8 .npy of the rows repeated, written chunk by chunk."""
+    module = load_benchmark("out_of_core")
+    base = np.random.RandomState(0).randint(0, 2, size=(7, 5)).astype(np.uint8)
+    path = module.write_tiled(tmp_path / "tiled.npy", 23, base, chunk_rows=3)
+    X = np.load(path, mmap_mode="r")
+    assert X.dtype == np.uint8 and X.shape == (23, 5)
+    np.testing.assert_array_equal(X, np.tile(base, (4, 1))[:23])
+    assert module.rows_for_gb(6) == 7_653_061  # 6 GB of 784-byte rows
+
+
+@pytest.mark.slow
+def test_out_of_core_quick_prints_its_tables(capsys, load_benchmark):
+    fits, pf, dask_res = load_benchmark("out_of_core").main(["--quick"])
+    out = capsys.readouterr().out
+    assert "peak RssAnon (GB)" in out and "partial_fit over 10 chunks" in out
+    assert set(fits) == {"memory", "0.05", "0.1"}
+    assert all(np.isfinite(r["nll"]) and r["rss_anon"] > 0 for r in fits.values())
+    assert dask_res["max_abs_diff"] == 0.0  # dask scores = one process's, row for row
