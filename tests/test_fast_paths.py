@@ -1,4 +1,4 @@
-"""Set-up cost of ``fit``: the PCA start, the optimiser, the data's copy (issue 18)."""
+"""Fast paths of fit (issue 18): PCA start, optimiser, one data copy, VampPrior density."""
 
 import os
 import subprocess
@@ -92,3 +92,31 @@ def test_fit_on_fortran_ordered_or_strided_data_is_the_same():
     ref = VHPEstimator(**kw).fit(X).transform(X)
     for data in (np.asfortranarray(X), X[::-1][::-1]):
         np.testing.assert_array_equal(VHPEstimator(**kw).fit(data).transform(X), ref)
+
+
+def test_vamp_log_prob_as_matrix_products_is_the_mixture_density():
+    """The expanded form gives the mixture's log-density and its gradients (float32 z)."""
+    from sklearn_vhp._torch.networks import GaussianMLP
+    from sklearn_vhp._torch.priors import VampPrior
+
+    torch.manual_seed(0)
+    encoder = GaussianMLP(6, (8,), 3)
+    prior = VampPrior(encoder, 5, 6)
+    prior.set_pseudo_inputs(torch.rand(5, 6))
+    z = (3.0 * torch.randn(4, 2, 3) + 2.0).requires_grad_(True)
+    log_p = prior.log_prob(z)
+    mean, logvar = (t.double() for t in prior.components())
+    comps = torch.distributions.Normal(mean, torch.exp(0.5 * logvar))
+    direct = torch.logsumexp(comps.log_prob(z.double()[..., None, :]).sum(-1), -1) - np.log(5)
+    assert log_p.dtype == torch.float32 and log_p.shape == (4, 2)
+    torch.testing.assert_close(log_p.double(), direct, rtol=1e-6, atol=1e-5)
+    (g_ours,) = torch.autograd.grad(log_p.sum(), z)
+    (g_direct,) = torch.autograd.grad(direct.sum(), z)
+    torch.testing.assert_close(g_ours.double(), g_direct.double(), rtol=1e-5, atol=1e-5)
+    # The pseudo-inputs get the same gradient too.
+    (g_u,) = torch.autograd.grad(prior.log_prob(z.detach()).sum(), prior.pseudo_inputs)
+    mean, logvar = (t.double() for t in prior.components())
+    comps = torch.distributions.Normal(mean, torch.exp(0.5 * logvar))
+    direct = torch.logsumexp(comps.log_prob(z.detach().double()[..., None, :]).sum(-1), -1)
+    (g_u_direct,) = torch.autograd.grad(direct.sum(), prior.pseudo_inputs)
+    torch.testing.assert_close(g_u.double(), g_u_direct.double(), rtol=1e-4, atol=1e-5)
