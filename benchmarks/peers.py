@@ -28,6 +28,7 @@ settings above (``schedule="constant"`` for the models pythae has).
     python benchmarks/peers.py --quick              # about a minute
     python benchmarks/peers.py                      # fit throughput, 5 repeats
     python benchmarks/peers.py --budget-s 600 --jobs 2   # + NLL at 10 min each
+    python benchmarks/peers.py --budget-s 600 --jobs 2 --skip-fit   # the NLL part only
 
 A peer that is not installed is skipped, and the table says so.
 """
@@ -313,6 +314,7 @@ def main(argv=None):
     parser.add_argument("--n-val", type=int, default=1000)
     parser.add_argument("--eval-samples", type=int, default=5000)
     parser.add_argument("--jobs", type=int, default=1, help="NLL contenders run at once")
+    parser.add_argument("--skip-fit", action="store_true", help="only the NLL part")
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
@@ -332,12 +334,13 @@ def main(argv=None):
         f"thread per process; {args.epochs} epoch(s) of {args.n_train} rows, batch {BATCH}, "
         f"median of {args.repeats} fresh processes, alternating\n"
     )
-    print("| model | " + " | ".join(f"{p} (it/s)" for p in peers) + " | ratio |")
-    print("|---|" + "---|" * (len(peers) + 1))
-    for model, rate in fit_table(args, peers):
-        ratio = rate["sklearn-vhp"] / rate["pythae"] if "pythae" in rate else math.nan
-        cells = " | ".join(f"{rate[p]:.1f}" for p in peers)
-        print(f"| {model} | {cells} | {ratio:.2f}x |", flush=True)
+    if not args.skip_fit:
+        print("| model | " + " | ".join(f"{p} (it/s)" for p in peers) + " | ratio |")
+        print("|---|" + "---|" * (len(peers) + 1))
+        for model, rate in fit_table(args, peers):
+            ratio = rate["sklearn-vhp"] / rate["pythae"] if "pythae" in rate else math.nan
+            cells = " | ".join(f"{rate[p]:.1f}" for p in peers)
+            print(f"| {model} | {cells} | {ratio:.2f}x |", flush=True)
     if args.budget_s:
         print(
             f"\nValidation NLL (nats; {args.n_val} rows, {args.eval_samples} importance "
