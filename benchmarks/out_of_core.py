@@ -140,11 +140,40 @@ def _nll(est, X_val):
     return -float(np.mean(est.score_samples(X_val)))
 
 
+def _after_each_step(hook):
+    """Call ``hook(optimizer, args, kwargs)`` after every Adam step of a fit; returns a handle.
+
+    The estimator's Adam (``sklearn_vhp._adam.FusedAdam``) is not a
+    ``torch.optim`` optimiser (so that a first fit does not import
+    ``torch._dynamo``), and torch's global step hooks do not see it: its
+    ``step`` is wrapped instead. The fallback ``torch.optim.Adam`` gets the hook.
+    """
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    from sklearn_vhp import _adam
+
+    original = _adam.FusedAdam.step
+
+    def step(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        hook(self, args, kwargs)
+        return out
+
+    _adam.FusedAdam.step = step
+    torch_handle = register_optimizer_step_post_hook(hook)
+
+    class Handle:
+        def remove(self):
+            _adam.FusedAdam.step = original
+            torch_handle.remove()
+
+    return Handle()
+
+
 def worker_fit(cfg):
     """One fit, streaming from the file or in memory, stopped after ``cfg["iterations"]`` steps."""
     import torch
     from sklearn import config_context
-    from torch.optim.optimizer import register_optimizer_step_post_hook
 
     torch.set_num_threads(1)
     sampler = MemorySampler()
@@ -171,7 +200,7 @@ def worker_fit(cfg):
             result["phase"], result["beta"] = str(schedule.phase), float(schedule.beta)
             raise _Stop
 
-    handle = register_optimizer_step_post_hook(hook)
+    handle = _after_each_step(hook)
     start = time.perf_counter()
     try:
         if cfg["mode"] == "memory":

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.linalg
 import torch
 from sklearn import get_config
 from sklearn.utils import assert_all_finite
@@ -454,7 +455,10 @@ def image_shape(est, n_features):
 def likelihood(est, X):
     """``likelihood``, or with ``"auto"`` Bernoulli for binary data, else Gaussian."""
     if est.likelihood == "auto":
-        return "bernoulli" if bool(np.all((X == 0) | (X == 1))) else "gaussian"
+        # Binary iff every nonzero entry is a 1: one pass and one boolean
+        # temporary, instead of three (X == 0, X == 1, their union).
+        binary = np.count_nonzero(X) == np.count_nonzero(X == 1)
+        return "bernoulli" if binary else "gaussian"
     return est.likelihood
 
 
@@ -467,20 +471,18 @@ def pca_projections(X, n_components, likelihood, rng):
     data) or at the mean pixel probabilities (Bernoulli data, in logits).
     """
     n = X.shape[0]
-    rows = rng.choice(n, size=min(n, 10000), replace=False) if n > 10000 else slice(None)
+    # A bounded subsample: at most PCA_MAX_FLOATS values (at least
+    # PCA_MIN_ROWS rows), so the start costs a few percent of an epoch. Sorted
+    # rows: a gather in memory order (3x faster on a Fortran-ordered X).
+    size = max(PCA_MIN_ROWS, PCA_MAX_FLOATS // max(1, X.shape[1]))
+    rows = np.sort(rng.choice(n, size=size, replace=False)) if n > size else slice(None)
     Xs = np.asarray(X[rows], dtype=np.float64)
     mean = Xs.mean(axis=0)
-    # LAPACK's singular vectors change with the BLAS thread count, in
-    # their last bits and in their signs (which flipped the whole initial
-    # latent): one BLAS thread and a fixed sign convention make the start
-    # depend on random_state alone.
-    with threadpool_limits(limits=1, user_api="blas"):
-        u, s, vt = np.linalg.svd(Xs - mean, full_matrices=False)
-    _, vt = svd_flip(u, vt, u_based_decision=False)
-    k = min(n_components, vt.shape[0])
-    std = s[:k] / math.sqrt(max(1, Xs.shape[0] - 1))
+    std, vt = _leading_directions(Xs - mean, n_components)
+    k = vt.shape[0]
     weight = np.zeros((n_components, X.shape[1]))
-    ok = std > 1e-8 * max(1.0, float(std.max()) if k else 1.0)
+    top = float(std.max()) if k else 0.0
+    ok = std > max(1e-8 * max(1.0, top), PCA_RTOL * top)
     weight[:k][ok] = vt[:k][ok] / std[ok, None]
     decoder_weight = np.zeros((X.shape[1], n_components))
     if likelihood == "gaussian":
@@ -489,6 +491,50 @@ def pca_projections(X, n_components, likelihood, rng):
     else:
         bias = logit(mean)
     return weight, -weight @ mean, decoder_weight, bias
+
+
+#: The PCA start's subsample: about this many values of X (rows x features),
+#: and at least PCA_MIN_ROWS rows (2,551 MNIST rows, 7,812 pendulum images).
+PCA_MAX_FLOATS = 2_000_000
+PCA_MIN_ROWS = 2000
+
+#: Directions of the PCA start whose standard deviation is below this fraction
+#: of the largest one are left out (and those below 1e-8, or 1e-8 of the
+#: largest): the Gram matrix that finds them holds squared singular values,
+#: which resolve only ~1e-8 of the largest.
+PCA_RTOL = 1e-6
+
+
+def _leading_directions(Xc, k):
+    """Standard deviations and unit directions of the ``k`` leading principal axes.
+
+    ``Xc`` is centred, ``(rows, features)``. The exact leading eigenpairs of
+    the smaller Gram matrix (``Xcᵀ Xc`` for tall data, ``Xc Xcᵀ`` for wide
+    data): one matrix product and a partial symmetric eigensolver instead of
+    a full SVD (1.2 s on 10,000 MNIST rows, 28.6 s and +760 MiB on
+    1,500 × 20,000, for 40 directions). LAPACK's results change with the
+    BLAS thread count, in their last bits and in their signs (which flipped
+    the whole initial latent): one BLAS thread and a fixed sign convention
+    make the start depend on ``random_state`` alone.
+    """
+    rows, features = Xc.shape
+    k = min(k, rows, features)
+    if k == 0:
+        return np.zeros(0), np.zeros((0, features))
+    wide = features > rows
+    with threadpool_limits(limits=1, user_api="blas"):
+        gram = Xc @ Xc.T if wide else Xc.T @ Xc
+        m = gram.shape[0]
+        eigval, eigvec = scipy.linalg.eigh(gram, subset_by_index=[m - k, m - 1])
+        eigval, eigvec = np.clip(eigval[::-1], 0.0, None), eigvec[:, ::-1]
+        singular = np.sqrt(eigval)
+        if wide:  # right singular vectors from the left ones: vᵢ = Xcᵀ uᵢ / sᵢ
+            safe = np.where(singular > 0, singular, 1.0)
+            vt = (eigvec.T @ Xc) / safe[:, None]
+        else:
+            vt = eigvec.T
+    _, vt = svd_flip(None, vt, u_based_decision=False)
+    return singular / math.sqrt(max(1, rows - 1)), vt
 
 
 def steps_per_epoch(est, n_samples):
@@ -511,9 +557,16 @@ def to_tensor(a, dtype, device):
     every layout numpy has (negative strides from ``X[::-1]`` or
     ``np.flip``, Fortran order, strided or read-only views), and torch
     refuses negative strides: the copy goes through a C-contiguous array,
-    which costs nothing for data that already is one.
+    which costs nothing for data that already is one. The conversion to
+    ``dtype`` happens in the same pass (a Fortran-ordered float64 ``X``, as
+    from ``check_array`` on a pandas frame or a transposed array, was copied
+    twice, in C order and then in float32), and the array that torch adopts
+    never shares memory with ``a``.
     """
-    return torch.tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
+    c = np.ascontiguousarray(a, dtype=str(dtype).removeprefix("torch."))
+    if np.may_share_memory(c, a):
+        c = c.copy()
+    return torch.from_numpy(c).to(device)
 
 
 def data_scale(X):

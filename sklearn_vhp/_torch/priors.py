@@ -227,8 +227,7 @@ class VampPrior(nn.Module):
         ``eps`` is ignored. See :meth:`frozen` for many calls without gradients.
         """
         mean, logvar = self.components()  # (K, d)
-        log_comp = gaussian_log_prob(z.unsqueeze(-2), mean, logvar)  # (..., K)
-        return log_mean_exp(log_comp, dim=-1)
+        return FrozenVampPrior(mean, logvar).log_prob(z)
 
     @contextlib.contextmanager
     def frozen(self):
@@ -243,7 +242,7 @@ class VampPrior(nn.Module):
         cannot clear) each other's components.
         """
         with torch.no_grad():
-            mean, logvar = (t.to(torch.float64) for t in self.components())
+            mean, logvar = self.components()
         yield FrozenVampPrior(mean, logvar)
 
     def sample(self, n, generator, device=None, dtype=None, chunk=None):
@@ -268,20 +267,30 @@ class VampPrior(nn.Module):
 
 
 class FrozenVampPrior:
-    """The VampPrior's ``log p(z)`` with fixed components (see :meth:`VampPrior.frozen`).
+    """The VampPrior's ``log p(z)`` given its components, as matrix products.
+
+    ``Σ_j (z_j - m_kj)² / v_kj`` for every row and component is expanded
+    into ``(z²) A - 2 z B + c`` with ``A = 1/v``, ``B = m/v`` (``(d, K)``
+    matrices) and ``c_k = Σ_j m_kj² / v_kj``, in float64 so that the
+    expansion loses no precision: two small matrix products instead of a
+    ``(..., K, d)`` tensor and its elementwise passes (forward and backward,
+    more than half of a training step's time with 500 pseudo-inputs).
+    Gradients flow to ``z`` and to the components; :meth:`VampPrior.frozen`
+    holds the components fixed for many calls.
 
     Parameters
     ----------
     mean, logvar : Tensor of shape (K, d)
-        The components ``q(z|u_k)``, in float64.
+        The components ``q(z|u_k)``.
     """
 
     n_aux = 0
 
     def __init__(self, mean, logvar):
+        mean, logvar = mean.to(torch.float64), logvar.to(torch.float64)
         inv_var = torch.exp(-logvar)
-        self._a = inv_var.T.contiguous()  # (d, K)
-        self._b = (mean * inv_var).T.contiguous()  # (d, K)
+        self._a = inv_var.T  # (d, K)
+        self._b = (mean * inv_var).T  # (d, K)
         self._c = (mean * mean * inv_var + logvar + LOG_2PI).sum(-1)  # (K,)
 
     def log_prob(self, z, eps=None):

@@ -70,7 +70,7 @@ def load_binarized_mnist(split="train", data_home=None):
                     X = np.loadtxt(path, dtype=np.uint8)
                 if X.ndim != 2 or X.shape[1] != 784:
                     raise ValueError(f"{path} holds shape {X.shape}, expected (n, 784).")
-                return X.astype(np.float64)
+                return X.astype(np.float64, order="C")  # unpackbits gives Fortran order
     raise FileNotFoundError(
         f"Static binarized MNIST ({split!r} split) not found. Looked for: "
         + ", ".join(tried)
