@@ -431,21 +431,27 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         """Validate ``X`` and the settings, then (re)initialise: ``fit`` up to training.
 
         Returns the batch source, the validation rows (a tensor or ``None``)
-        and the rows the noise variance is calibrated on.
+        and the rows the noise variance is calibrated on (a tensor, or on a
+        CPU the training rows as they are).
         """
         continuing = hasattr(self, "module_") and (self.warm_start or incremental)
         if continuing:
             _settings.check_warm_start(self)
         streamed = _settings.streams(X)
         if streamed:  # X stays where it is; the settings follow a subsample
-            X, sample, bounds = self._validate_streamed(X, continuing)
-        else:
+            X, sample = self._validate_streamed(X, continuing)
+        else:  # finite values are checked by the scan below
             X = sample = validate_data(
-                self, X, dtype=[np.float64, np.float32], reset=not continuing
+                self,
+                X,
+                dtype=[np.float64, np.float32],
+                reset=not continuing,
+                ensure_all_finite=False,
             )
-            bounds = None
+        # One pass over X: finite values, bounds and (likelihood="auto") binary data.
+        scan = _settings.scan_rows(X, binary=not continuing and self.likelihood == "auto")
         hidden = _settings.hidden_layer_sizes(self, X.shape[0])
-        _settings.check_fit_input(self, sample, continuing, bounds)
+        _settings.check_fit_input(self, sample, continuing, scan)
         if not continuing:
             rng = check_random_state(self.random_state)
             if self.early_stopping:
@@ -466,8 +472,10 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         else:
             X_train, X_val = self._split_validation(X)
             n_train = None
+            if X_val is not None:  # the scan describes X, not X_train
+                scan = None
         if not continuing:
-            self._initialize(X_train, hidden, rng, n_train)
+            self._initialize(X_train, hidden, rng, n_train, scan)
         val = None if X_val is None else _to_tensor(X_val, torch.float32, self.device_)
         generator = torch.Generator(device=self.device_).manual_seed(
             int(self._seed_stream.randint(2**31 - 1))
@@ -490,7 +498,10 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                 reference=rows[:: max(1, rows.shape[0] // 4096)],
                 skip=held_out,
             )
-        else:
+        elif self.device_.type == "cpu":  # batches gathered from X itself: no copy of X
+            rows = np.ascontiguousarray(X_train)
+            source = ShuffledBatches(rows, self.batch_size, generator)
+        else:  # an accelerator gets X once
             rows = _to_tensor(X_train, torch.float32, self.device_)
             source = ShuffledBatches(rows, self.batch_size, generator)
         return source, val, rows
@@ -498,27 +509,28 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
     def _validate_streamed(self, X, continuing):
         """Check a streamed ``X`` without reading it into memory.
 
-        Returns ``X`` (as given), a bounded float64 subsample of its rows and
-        the data's ``(min, max)``; sets ``n_features_in_`` (or checks it).
+        Returns ``X`` (as given) and a bounded float64 subsample of its rows;
+        sets ``n_features_in_`` (or checks it). Its values are checked by
+        :func:`._settings.scan_rows` in one pass.
         """
         # Two rows go through scikit-learn's validation: dimensions, dtype,
         # n_features_in_ (set, or checked when continuing), feature names.
         validate_data(self, X[:2], dtype=[np.float64, np.float32], reset=not continuing)
-        bounds = _settings.scan_rows(X)  # finite values, min and max: one pass
         stream = self._seed_stream if continuing else check_random_state(self.random_state)
         sample = _settings.subsample_rows(X, [int(stream.randint(2**31 - 1)), 1])
-        return X, sample, bounds
+        return X, sample
 
     def _split_validation(self, X):
         return _settings.split_validation(self, X, getattr(self, "_validation_seed", None))
 
-    def _initialize(self, X, hidden, rng, n_samples=None):
+    def _initialize(self, X, hidden, rng, n_samples=None, scan=None):
         """Set all first-fit state: resolved settings, module, optimiser, schedule.
 
         ``X``: the training rows, or a subsample of the ``n_samples`` rows
-        of a streamed ``fit``.
+        of a streamed ``fit``; ``scan``: the training data's
+        :func:`._settings.scan_rows`, if known.
         """
-        resolved = _settings.resolve(self, X, hidden, n_samples)
+        resolved = _settings.resolve(self, X, hidden, n_samples, scan)
         self.device_, self.likelihood_ = resolved.device, resolved.likelihood
         self.kappa_, self.hidden_layer_sizes_ = resolved.kappa, resolved.hidden_layer_sizes
         gaussian = self.likelihood_ == "gaussian"

@@ -86,11 +86,19 @@ def calibrated_noise_variance(module, data, seed, train_variance):
     the training variance.
     """
     return module.fit_noise_variance(
-        data,
+        row_chunks(data, chunk_rows(module.memory_per_row("squared_error"))),
         seed=seed,
-        chunk=chunk_rows(module.memory_per_row("squared_error")),
         floor=1e-4 * train_variance,
     )
+
+
+def row_chunks(data, chunk):
+    """Float32 tensors of ``chunk`` rows of ``data``: a tensor, or a numpy array on the host."""
+    for start in range(0, data.shape[0], chunk):
+        rows = data[start : start + chunk]
+        yield (
+            rows if torch.is_tensor(rows) else torch.from_numpy(np.asarray(rows, dtype=np.float32))
+        )
 
 
 def sample_latent(module, n_samples, generator):

@@ -11,6 +11,7 @@ one chunk-sizing helper (:func:`chunk_rows`) and the one entry of data into
 torch (:func:`to_tensor`).
 """
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from sklearn.utils import assert_all_finite
 from sklearn.utils._chunking import get_chunk_n_rows  # public in sklearn < 1.8
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import svd_flip
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from ._schedules import check_beta_init
 
@@ -226,11 +227,11 @@ def outside_support(X, likelihood):
     return outside
 
 
-def check_fit_input(est, X, continuing, bounds=None):
+def check_fit_input(est, X, continuing, scan):
     """Checks of ``fit``'s data and settings that parameter validation cannot do.
 
-    ``bounds``: ``(min, max)`` of the whole data when ``X`` is a subsample of
-    it (a streamed ``fit``, see :func:`scan_rows`); else those of ``X``.
+    ``scan``: :func:`scan_rows` of the data (of the whole data when ``X`` is
+    a subsample of it, in a streamed ``fit``).
     """
     for name in INTEGER_PARAMS:
         value = getattr(est, name)
@@ -241,9 +242,7 @@ def check_fit_input(est, X, continuing, bounds=None):
             )
     if not continuing:
         resolve_device(est.device)
-    if bounds is None:
-        bounds = (float(X.min()), float(X.max())) if X.size else (0.0, 0.0)
-    low, high = bounds
+    low, high = scan.low, scan.high
     f32 = np.finfo(np.float32)
     limit = float(f32.max)
     if max(-low, high) > limit:
@@ -264,7 +263,7 @@ def check_fit_input(est, X, continuing, bounds=None):
     if (
         not continuing
         and est.noise_variance == "auto"
-        and DEFAULT_NOISE_VARIANCE * data_scale(X) ** 2 < float(f32.tiny)
+        and DEFAULT_NOISE_VARIANCE * data_scale(X, scan) ** 2 < float(f32.tiny)
     ):
         raise ValueError(
             f"X spans only {span:.3g}: the automatic noise variance and kappa, which scale "
@@ -355,20 +354,44 @@ def stream_blocks(n_features, batch_size):
     return max(1, buffer_rows // BUFFER_BLOCKS), BUFFER_BLOCKS
 
 
-def scan_rows(X):
-    """``(min, max)`` of ``X``, read in blocks that fit ``working_memory``.
+#: Bytes of ``X`` per block of :func:`scan_rows`: a block stays in the CPU's
+#: cache while its checks run, so the data are read from memory once.
+SCAN_BLOCK_BYTES = 2**21
 
-    Float rows are checked to be finite on the way (``ValueError`` as
-    scikit-learn's validation raises it). One sequential pass over the data.
+
+@dataclass
+class Scan:
+    """What one pass over the data found: its ``(low, high)`` bounds and whether it is binary."""
+
+    low: float
+    high: float
+    binary: bool
+
+
+def scan_rows(X, binary=True):
+    """Bounds of ``X`` and whether every value is 0 or 1, in one pass of cache-sized blocks.
+
+    Float rows are checked to be finite on the way (a NaN or infinity shows
+    in a block's bounds; then ``ValueError`` as scikit-learn's validation
+    raises it). ``binary=False`` skips the 0/1 test (``binary`` is then
+    ``False``). One sequential pass: the in-memory data's checks (three
+    passes and temporaries of the whole data before) and a streamed
+    ``fit``'s, which must not read a memmap twice.
     """
     low, high = math.inf, -math.inf
-    step = chunk_rows(8 * X.shape[1])
+    step = max(1, SCAN_BLOCK_BYTES // max(1, X.itemsize * X.shape[1]))
     for start in range(0, X.shape[0], step):
         block = X[start : start + step]
-        if block.dtype.kind == "f":
+        lo, hi = float(block.min()), float(block.max())
+        if not (math.isfinite(lo) and math.isfinite(hi)):
             assert_all_finite(block, input_name="X")
-        low, high = min(low, float(block.min())), max(high, float(block.max()))
-    return low, high
+        low, high = min(low, lo), max(high, hi)
+        # Binary iff in [0, 1] and every nonzero entry is a 1.
+        binary = binary and low >= 0 and high <= 1
+        binary = binary and np.count_nonzero(block) == np.count_nonzero(block == 1)
+    if X.size == 0:
+        low = high = 0.0
+    return Scan(low, high, binary)
 
 
 def subsample_rows(X, seed):
@@ -452,13 +475,14 @@ def image_shape(est, n_features):
     return tuple(int(s) for s in shape)
 
 
-def likelihood(est, X):
-    """``likelihood``, or with ``"auto"`` Bernoulli for binary data, else Gaussian."""
+def likelihood(est, X, scan=None):
+    """``likelihood``, or with ``"auto"`` Bernoulli for binary data, else Gaussian.
+
+    ``scan``: :func:`scan_rows` of ``X`` (or of data that contain it), if
+    known; else ``X`` is scanned.
+    """
     if est.likelihood == "auto":
-        # Binary iff every nonzero entry is a 1: one pass and one boolean
-        # temporary, instead of three (X == 0, X == 1, their union).
-        binary = np.count_nonzero(X) == np.count_nonzero(X == 1)
-        return "bernoulli" if binary else "gaussian"
+        return "bernoulli" if (scan or scan_rows(X)).binary else "gaussian"
     return est.likelihood
 
 
@@ -505,6 +529,12 @@ PCA_MIN_ROWS = 2000
 PCA_RTOL = 1e-6
 
 
+@functools.cache
+def _threadpools():
+    """The process's thread pools, found once (each search takes ~15 ms of file lookups)."""
+    return ThreadpoolController()
+
+
 def _leading_directions(Xc, k):
     """Standard deviations and unit directions of the ``k`` leading principal axes.
 
@@ -522,7 +552,7 @@ def _leading_directions(Xc, k):
     if k == 0:
         return np.zeros(0), np.zeros((0, features))
     wide = features > rows
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _threadpools().limit(limits=1, user_api="blas"):
         gram = Xc @ Xc.T if wide else Xc.T @ Xc
         m = gram.shape[0]
         eigval, eigvec = scipy.linalg.eigh(gram, subset_by_index=[m - k, m - 1])
@@ -569,13 +599,17 @@ def to_tensor(a, dtype, device):
     return torch.from_numpy(c).to(device)
 
 
-def data_scale(X):
+def data_scale(X, scan=None):
     """Unit of ``κ`` and of the noise variance: 1 for data in [0, 1], else 4 RMS stds.
 
     Four standard deviations is about the span of a feature scaled to [0, 1],
     so standardised data and [0, 1] images get comparable settings.
+    ``scan``: :func:`scan_rows` of ``X`` (or of data that contain it), if known.
     """
-    if X.size == 0 or (X.min() >= 0 and X.max() <= 1):
+    if X.size == 0:
+        return 1.0
+    low, high = (scan.low, scan.high) if scan is not None else (X.min(), X.max())
+    if low >= 0 and high <= 1:
         return 1.0
     spread = 4.0 * math.sqrt(float(np.mean(np.var(X, axis=0))))
     return spread if spread > 0 else 1.0
@@ -616,16 +650,17 @@ class Settings:
     schedule_args: dict  # make_schedule's keyword arguments
 
 
-def resolve(est, X, hidden, n_samples=None):
+def resolve(est, X, hidden, n_samples=None, scan=None):
     """Turn ``"auto"`` and derived settings into values, once, before anything is built.
 
     ``n_samples``: the number of training rows when ``X`` is a subsample of
     them (a streamed ``fit``); the epoch budget and the rules that count
-    iterations follow it, the rest follows ``X``.
+    iterations follow it, the rest follows ``X``. ``scan``: :func:`scan_rows`
+    of ``X`` or, for a subsample, of the data it was drawn from (if known).
     """
     device = resolve_device(est.device)
-    lik = likelihood(est, X)
-    scale = data_scale(X)
+    lik = likelihood(est, X, scan)
+    scale = data_scale(X, scan)
     kappa = DEFAULT_KAPPA[lik] * scale if est.kappa == "auto" else float(est.kappa)
     # The variance the networks are trained with; with "auto" the fitted
     # model's variance is then calibrated to its reconstructions.

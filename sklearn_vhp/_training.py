@@ -49,11 +49,15 @@ class DivergenceWarning(RuntimeWarning):
 
 
 class ShuffledBatches:
-    """A batch source: shuffled mini-batches of an in-memory tensor.
+    """A batch source: shuffled mini-batches of in-memory rows.
 
     Each :meth:`epoch` draws a permutation from ``generator`` and yields
     batches of ``batch_size`` rows; the ragged last batch is dropped (unless
     it is the only one). ``generator`` also drives the training noise.
+    ``data`` is a float32 tensor on the training device, or a numpy array
+    on the host whose batches are gathered and converted to float32 tensors
+    one at a time (a CPU fit: no float32 copy of the whole data, the same
+    numbers).
     """
 
     def __init__(self, data, batch_size, generator):
@@ -71,16 +75,23 @@ class ShuffledBatches:
 
     def epoch(self):
         n, batch = self.data.shape[0], self.batch_size
-        perm = torch.randperm(n, generator=self.generator, device=self.data.device)
+        perm = torch.randperm(n, generator=self.generator, device=self.generator.device)
+        if not torch.is_tensor(self.data):
+            perm = perm.numpy()  # host rows: numpy indices, converted once an epoch
         for start in range(0, n, batch):
             idx = perm[start : start + batch]
             if idx.shape[0] < batch and start > 0:
                 continue  # drop the ragged last batch
-            yield self.data[idx]
+            yield self._rows(idx)
 
     def reference_rows(self, n=4096):
         """About ``n`` rows spread over the data (the prior's standardisation)."""
-        return self.data[:: max(1, self.data.shape[0] // n)]
+        return self._rows(slice(None, None, max(1, self.data.shape[0] // n)))
+
+    def _rows(self, idx):
+        if torch.is_tensor(self.data):
+            return self.data[idx]
+        return torch.from_numpy(np.asarray(self.data[idx], dtype=np.float32))
 
 
 class StreamedBatches:
@@ -525,8 +536,9 @@ class Trainer:
         first iteration of the other schedules): by then the encoder may have
         spread the latent far beyond unit scale.
         """
-        with torch.no_grad():
-            self.module.standardise_prior(source.reference_rows())
+        if self.module.prior_has_scale:  # the other priors have nothing to fit
+            with torch.no_grad():
+                self.module.standardise_prior(source.reference_rows())
         self.prior_scaled = True
 
     def _handle_divergence(self, epoch, iteration, values, failures):

@@ -184,7 +184,7 @@ def test_failed_first_fit_leaves_an_unfitted_estimator(X):
         est.transform(X)
 
 
-@pytest.mark.parametrize("where", ["_initialize", "_split_validation", "_to_tensor"])
+@pytest.mark.parametrize("where", ["_initialize", "_split_validation", "scan_rows"])
 def test_ctrl_c_during_set_up_keeps_the_previous_model(X, monkeypatch, where):
     from sklearn.exceptions import NotFittedError
 
@@ -196,8 +196,8 @@ def test_ctrl_c_during_set_up_keeps_the_previous_model(X, monkeypatch, where):
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    if where == "_to_tensor":
-        monkeypatch.setattr(mod, where, interrupt)
+    if where == "scan_rows":  # the one pass over the data
+        monkeypatch.setattr(mod._settings, where, interrupt)
     else:
         monkeypatch.setattr(VHPEstimator, where, interrupt)
     with pytest.raises(KeyboardInterrupt):

@@ -308,19 +308,21 @@ class VAE(nn.Module):
         return ((self.decode_mean(z) - x) ** 2).sum(-1)
 
     @torch.no_grad()
-    def fit_noise_variance(self, data, *, seed, chunk, floor=0.0):
+    def fit_noise_variance(self, chunks, *, seed, floor=0.0):
         """Set the Gaussian likelihood's variance to its maximum-likelihood value.
 
-        Given the networks, the variance that maximises the ELBO on ``data``
+        Given the networks, the variance that maximises the ELBO on the data
         is the mean squared error of the decoder under ``q(z|x)`` per feature
         (:meth:`squared_error`, noise from ``seed``), as probabilistic PCA's
         noise variance is its residual variance; at least ``floor``. The rows
-        are taken ``chunk`` at a time. Returns the variance.
+        come as ``chunks``, an iterable of tensors. Returns the variance.
         """
-        gen = torch.Generator(device=data.device).manual_seed(seed)
-        (n, d), total = data.shape, torch.zeros((), dtype=torch.float64, device=data.device)
-        for start in range(0, n, chunk):
-            x = data[start : start + chunk]
+        device = next(self.parameters()).device
+        gen = torch.Generator(device=device).manual_seed(seed)
+        n = d = 0
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        for x in chunks:
+            n, d = n + x.shape[0], x.shape[1]
             shape = (x.shape[0], self.encoder.n_out)
             eps = torch.randn(shape, generator=gen, device=x.device, dtype=x.dtype)
             total += self.squared_error(x, eps).sum(dtype=torch.float64)
@@ -340,9 +342,13 @@ class VAE(nn.Module):
         ``var``: the posterior variances at ``z`` (see
         :meth:`~.priors.HierarchicalPrior.init_scale`), or ``None``.
         """
-        init = getattr(self.prior, "init_scale", None)
-        if init is not None:
-            init(z, var)
+        if self.prior_has_scale:
+            self.prior.init_scale(z, var)
+
+    @property
+    def prior_has_scale(self):
+        """Whether the prior has a data-dependent standardisation (:meth:`init_prior_scale`)."""
+        return getattr(self.prior, "init_scale", None) is not None
 
     def standardise_prior(self, x):
         """Fit the prior's standardisation to the posteriors ``q(z|x)`` of rows ``x``."""
