@@ -24,3 +24,12 @@ def test_grid_search_workers_run_torch_with_their_share_of_threads(capsys, load_
     assert module.worker_threads(2) == [max(1, (os.cpu_count() or 1) // 2)]
     module.main(["--quick"])
     assert "n_jobs=1 / n_jobs=2 wall time" in capsys.readouterr().out
+
+
+def test_model_selection_quick_prints_the_ranking_table(capsys, load_benchmark):
+    rows = load_benchmark("model_selection").main(["--quick"])
+    out = capsys.readouterr().out
+    assert "S=100 (default)" in out and "Spearman (candidates)" in out
+    assert "score (n_score_samples='auto': 100)" in out
+    reference = rows[-1]
+    assert reference[0] == "S=300" and reference[3] == 1.0 and reference[6]
