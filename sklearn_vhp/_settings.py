@@ -7,13 +7,15 @@ constants: κ (:data:`DEFAULT_KAPPA`, the plateau rule), the noise variance
 hidden widths (:func:`hidden_layer_sizes`), the data's scale
 (:func:`data_scale`), the device, the likelihood and ``image_shape``.
 :func:`resolve` applies them all and returns a :class:`Settings`. Also the
-one chunk-sizing helper (:func:`chunk_rows`) and the one entry of data into
-torch (:func:`to_tensor`).
+one chunk-sizing helper (:func:`chunk_rows`), the one entry of data into
+torch (:func:`to_tensor`) and the torch threads of a call (:func:`call_threads`).
 """
 
 import functools
 import math
+import os
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -98,6 +100,7 @@ PARAMETER_CONSTRAINTS = {
     "warmup_epochs": [Interval(Integral, 1, None, closed="left")],
     "n_importance": [Interval(Integral, 1, None, closed="left")],
     "n_eval_samples": [Interval(Integral, 1, None, closed="left")],
+    "n_score_samples": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
     "likelihood": [StrOptions({"auto", "bernoulli", "gaussian"})],
     "noise_variance": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
     "architecture": [StrOptions({"mlp", "conv", "gated_conv"})],
@@ -163,6 +166,7 @@ INTEGER_PARAMS = (
     "warmup_epochs",
     "n_importance",
     "n_eval_samples",
+    "n_score_samples",
     "batch_size",
     "max_iter",
     "n_iter_no_change",
@@ -197,6 +201,23 @@ def resolve_device(device):
             "CUDA device(s) are visible."
         )
     return dev
+
+
+#: ``n_score_samples="auto"``: ``score`` (model selection) uses at most this many
+#: importance samples per row (``benchmarks/model_selection.py``: the same
+#: ranking of candidates as 5000 samples at a tenth of ``score_samples``' cost).
+AUTO_SCORE_SAMPLES = 100
+
+
+def score_samples_count(est):
+    """Importance samples per row of ``score``: ``n_score_samples``, resolved and checked."""
+    check_positive_int("n_eval_samples", est.n_eval_samples)
+    n = est.n_score_samples
+    if isinstance(n, str) and n == "auto":
+        return min(AUTO_SCORE_SAMPLES, est.n_eval_samples)
+    if isinstance(n, bool) or not isinstance(n, Integral) or n < 1:
+        raise ValueError(f"n_score_samples must be a positive integer or 'auto', got {n!r}.")
+    return n
 
 
 def check_positive_int(name, value):
@@ -699,3 +720,83 @@ def resolve(est, X, hidden, n_samples=None, scan=None):
         plateau=plateau,
     )
     return Settings(device, lik, kappa, noise_variance, hidden, module_config, schedule_args)
+
+
+# ----------------------------------------------------------------- threads
+# torch runs its parallel regions with OpenMP threads that wait for each
+# other at every operation: when another process holds a core, each small
+# operation waits for a descheduled thread, and a 2-thread fit beside one
+# busy process ran 10x slower than a 1-thread fit (docs/performance_notes.md).
+
+
+def available_cores():
+    """Cores this process may run on (its CPU affinity where known)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def busy_cores():
+    """Cores that other work keeps busy now.
+
+    Linux: the runnable tasks besides the calling thread (``/proc/loadavg``),
+    the most of three reads. Elsewhere: the 1-minute load average (which
+    also counts this process's own recent work), 0 where unknown.
+    """
+    try:
+        reads = []
+        for _ in range(3):
+            with open("/proc/loadavg") as f:
+                reads.append(int(f.read().split()[3].split("/")[0]))
+        return max(0, max(reads) - 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return 0
+
+
+def call_threads():
+    """torch threads for a call: the caller's count, at most the idle cores.
+
+    The caller's count (:func:`torch.get_num_threads` in the calling thread)
+    already follows ``torch.set_num_threads``, ``OMP_NUM_THREADS`` and a
+    ``threadpoolctl`` limit; this only lowers it, to the cores no other
+    work holds (:func:`available_cores` minus :func:`busy_cores`), at least 1.
+    """
+    current = torch.get_num_threads()
+    if current == 1:
+        return 1
+    return max(1, min(current, available_cores() - busy_cores()))
+
+
+@contextmanager
+def torch_threads():
+    """Run the block with :func:`call_threads` threads; the caller's count is restored.
+
+    OpenMP's thread count is per calling thread, so concurrent calls from
+    several Python threads each set and restore their own.
+    """
+    previous = torch.get_num_threads()
+    n = call_threads()
+    if n >= previous:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def limit_threads(method):
+    """Decorator: the method runs under :func:`torch_threads`."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with torch_threads():
+            return method(*args, **kwargs)
+
+    return wrapper

@@ -48,3 +48,12 @@ def test_out_of_core_quick_prints_its_tables(capsys, load_benchmark):
     assert set(fits) == {"memory", "0.05", "0.1"}
     assert all(np.isfinite(r["nll"]) and r["rss_anon"] > 0 for r in fits.values())
     assert dask_res["max_abs_diff"] == 0.0  # dask scores = one process's, row for row
+
+
+def test_model_selection_quick_prints_the_ranking_table(capsys, load_benchmark):
+    rows = load_benchmark("model_selection").main(["--quick"])
+    out = capsys.readouterr().out
+    assert "S=100 (default)" in out and "Spearman (candidates)" in out
+    assert "score (n_score_samples='auto': 100)" in out
+    reference = rows[-1]
+    assert reference[0] == "S=300" and reference[3] == 1.0 and reference[6]

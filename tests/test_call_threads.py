@@ -1,0 +1,169 @@
+"""Per-call torch threads on a busy machine, and the cheap model-selection score.
+
+The machine's state is read by two functions of ``sklearn_vhp._settings``
+(``available_cores``, ``busy_cores``): the tests replace them (test hooks) to
+play a quiet or a busy machine, and watch the threads each network runs with.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from _threads import run_concurrently
+from threadpoolctl import threadpool_limits
+
+import sklearn_vhp._settings as settings
+from sklearn_vhp import VHPEstimator
+from sklearn_vhp._torch.networks import MLP
+
+SMALL = dict(hidden_layer_sizes=(8,), max_iter=2, n_importance=4, n_eval_samples=16, random_state=0)
+
+
+@pytest.fixture
+def X():
+    return np.random.RandomState(0).rand(60, 6)
+
+
+@pytest.fixture
+def fitted(X):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return VHPEstimator(**SMALL).fit(X)
+
+
+@pytest.fixture
+def two_threads():
+    """torch at 2 threads in this thread during the test (conftest sets 1)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def machine(monkeypatch):
+    """``machine(cores, busy)`` plays a machine with ``busy`` of its ``cores`` taken."""
+
+    def play(cores, busy):
+        monkeypatch.setattr(settings, "available_cores", lambda: cores)
+        monkeypatch.setattr(settings, "busy_cores", lambda: busy)
+
+    return play
+
+
+@pytest.fixture
+def seen(monkeypatch):
+    """The torch thread counts the networks ran with."""
+    counts = []
+    forward = MLP.forward
+
+    def spy(self, x):
+        counts.append(torch.get_num_threads())
+        return forward(self, x)
+
+    monkeypatch.setattr(MLP, "forward", spy)
+    return counts
+
+
+def _every_call(est, X):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X)
+    est.transform(X)
+    est.inverse_transform(est.transform(X))
+    est.score_samples(X)
+    est.score(X)
+    est.sample(3)
+    est.active_units(X)
+
+
+@pytest.mark.parametrize("busy, expected", [(0, 2), (3, 1), (2, 2), (8, 1)])
+def test_calls_run_on_the_idle_cores_and_restore_the_callers_threads(
+    X, two_threads, machine, seen, busy, expected
+):
+    machine(cores=4, busy=busy)
+    _every_call(VHPEstimator(**SMALL), X)
+    assert set(seen) == {expected}
+    assert torch.get_num_threads() == 2
+
+
+def test_a_failed_call_restores_the_threads_too(fitted, two_threads, machine):
+    machine(cores=2, busy=1)
+    with pytest.raises(ValueError, match="features"):
+        fitted.transform(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="n_score_samples"):
+        fitted.set_params(n_score_samples=0).score(np.ones((2, 6)))
+    assert torch.get_num_threads() == 2
+
+
+def test_a_threadpoolctl_limit_is_honoured(X, two_threads, machine, seen):
+    machine(cores=4, busy=0)  # a quiet machine: the limit alone lowers the count
+    with threadpool_limits(limits=1, user_api="openmp"):
+        _every_call(VHPEstimator(**SMALL), X)
+        assert torch.get_num_threads() == 1
+    assert set(seen) == {1}
+    assert torch.get_num_threads() == 2
+
+
+def test_never_more_threads_than_the_caller_asked_for(X, machine, seen):
+    machine(cores=64, busy=0)  # conftest: 1 thread
+    _every_call(VHPEstimator(**SMALL), X)
+    assert set(seen) == {1}
+
+
+def test_concurrent_calls_on_a_busy_machine_agree_and_restore(fitted, X, two_threads, machine):
+    machine(cores=2, busy=1)
+    serial = fitted.score_samples(X), fitted.transform(X)
+    results = run_concurrently(lambda: (fitted.score_samples(X), fitted.transform(X)), 4, 2)
+    for scores, codes in results:
+        np.testing.assert_array_equal(scores, serial[0])
+        np.testing.assert_array_equal(codes, serial[1])
+    assert torch.get_num_threads() == 2
+
+
+def test_same_model_on_a_busy_and_on_a_quiet_machine(X, machine):
+    # conftest's single thread: the rule only ever lowers the count, so the
+    # machine's load cannot change the numbers.
+    fits = []
+    for busy in (0, 7):
+        machine(cores=8, busy=busy)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est = VHPEstimator(**SMALL).fit(X)
+        fits.append((est.history_["loss"], est.transform(X), est.score_samples(X)))
+    for a, b in zip(*fits):
+        np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------------- score's sample count
+def test_score_is_the_mean_log_likelihood_at_n_score_samples(fitted, X):
+    est = fitted.set_params(n_eval_samples=500)
+    assert est.score(X) == est.set_params(n_eval_samples=100).score_samples(X).mean()
+    est.set_params(n_eval_samples=500, n_score_samples=37)
+    assert est.score(X) == est.set_params(n_eval_samples=37).score_samples(X).mean()
+    # "auto" never uses more samples than score_samples: then they agree.
+    est.set_params(n_eval_samples=16, n_score_samples="auto")
+    assert est.score(X) == est.score_samples(X).mean()
+
+
+def test_fewer_score_samples_give_a_lower_noisier_bound(X):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = VHPEstimator(**{**SMALL, "max_iter": 5}).fit(X)
+    cheap = est.set_params(n_score_samples=5).score(X)
+    rich = est.set_params(n_score_samples=2000).score(X)
+    assert cheap < rich  # importance sampling: the bound tightens with samples
+    assert rich - cheap < 5.0
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "fast", None])
+def test_a_bad_n_score_samples_is_refused_when_score_runs(fitted, X, bad):
+    before = fitted.transform(X)
+    fitted.set_params(n_score_samples=bad)
+    with pytest.raises(ValueError, match="n_score_samples must be a positive integer or 'auto'"):
+        fitted.score(X)
+    fitted.score_samples(X)  # score_samples does not use it
+    np.testing.assert_array_equal(fitted.transform(X), before)
+    with pytest.raises(ValueError, match="n_score_samples"):
+        VHPEstimator(n_score_samples=bad).fit(X)
