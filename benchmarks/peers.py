@@ -104,6 +104,7 @@ def ours(job):
         n_importance=K,
         n_pseudo_inputs=PSEUDO,
         schedule="rewo" if model == "vhp" else "constant",
+        encoder_variance=job.get("encoder_variance", "shared"),
         max_iter=job["epochs"],
         n_eval_samples=job.get("n_eval_samples", 5000),
         random_state=job["seed"],
@@ -274,7 +275,14 @@ def fit_table(args, peers):
         for r in range(args.repeats):
             order = peers if r % 2 == 0 else peers[::-1]  # alternate who goes first
             for peer in order:
-                job = dict(peer=peer, model=model, n_train=args.n_train, epochs=args.epochs, seed=r)
+                job = dict(
+                    peer=peer,
+                    model=model,
+                    n_train=args.n_train,
+                    epochs=args.epochs,
+                    seed=r,
+                    encoder_variance=args.encoder_variance,
+                )
                 res = run(job)
                 rates[peer].append(res["iterations"] / res["seconds"])
         rows.append((model, {p: statistics.median(v) for p, v in rates.items()}))
@@ -292,9 +300,10 @@ def nll_table(args, peers):
             epochs=100000,
             budget_s=args.budget_s,
             seed=0,
+            encoder_variance=args.encoder_variance,
         )
         for p, m in NLL_CONTENDERS
-        if p in peers
+        if p in peers and (args.contenders is None or f"{p}:{m}" in args.contenders)
     ]
     results, running = [], []
     for job in jobs:
@@ -320,6 +329,20 @@ def main(argv=None):
     parser.add_argument("--eval-samples", type=int, default=5000)
     parser.add_argument("--jobs", type=int, default=1, help="NLL contenders run at once")
     parser.add_argument("--skip-fit", action="store_true", help="only the NLL part")
+    parser.add_argument(
+        "--encoder-variance",
+        choices=["shared", "amortized"],
+        default="shared",
+        help="this package's q(z|x) variance (its default: shared; pythae's is per input)",
+    )
+    parser.add_argument(
+        "--contenders",
+        nargs="+",
+        default=None,
+        help="NLL contenders as peer:model (default: all of "
+        + ", ".join(f"{p}:{m}" for p, m in NLL_CONTENDERS)
+        + ")",
+    )
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
@@ -350,7 +373,7 @@ def main(argv=None):
         print(
             f"\nValidation NLL (nats; {args.n_val} rows, {args.eval_samples} importance "
             f"samples) after {args.budget_s:g} s of training on {args.nll_train} rows, "
-            f"{args.jobs} at a time\n"
+            f"{args.jobs} at a time; encoder_variance={args.encoder_variance!r}\n"
         )
         print("| package | model | epochs | iterations | NLL |")
         print("|---|---|---|---|---|")
