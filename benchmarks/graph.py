@@ -75,8 +75,12 @@ def _child(n_nodes, n_dims, method, n_neighbors, recall):
     def run():
         t0 = time.perf_counter()
         interp = ManifoldInterpolator(
-            vae, prefit=True, n_nodes=n_nodes, n_neighbors=n_neighbors,
-            neighbors=method, random_state=0,
+            vae,
+            prefit=True,
+            n_nodes=n_nodes,
+            n_neighbors=n_neighbors,
+            neighbors=method,
+            random_state=0,
         ).fit(X)
         t1 = time.perf_counter()
         path = interp.interpolate(X[0], X[1])
@@ -87,10 +91,17 @@ def _child(n_nodes, n_dims, method, n_neighbors, recall):
     fresh = time.perf_counter() - T_START
     _, _, warm_build, warm_search = run()
     out = dict(
-        n_nodes=n_nodes, n_dims=n_dims, method=method, import_s=t_import,
-        fresh_s=fresh, fresh_build_s=build, fresh_path_s=search,
-        warm_build_s=warm_build, warm_path_s=warm_search,
-        path_points=len(path.nodes), path_length=path.length,
+        n_nodes=n_nodes,
+        n_dims=n_dims,
+        method=method,
+        import_s=t_import,
+        fresh_s=fresh,
+        fresh_build_s=build,
+        fresh_path_s=search,
+        warm_build_s=warm_build,
+        warm_path_s=warm_search,
+        path_points=len(path.nodes),
+        path_length=path.length,
         auto=auto_neighbors(n_nodes, n_dims),
     )
     if recall and method == "pynndescent" and n_nodes <= 20_000:
@@ -107,8 +118,13 @@ def _child(n_nodes, n_dims, method, n_neighbors, recall):
 
 def _spawn(n_nodes, n_dims, method, n_neighbors, recall, timeout):
     cmd = [
-        sys.executable, os.path.abspath(__file__), "--child",
-        str(n_nodes), str(n_dims), method, str(n_neighbors),
+        sys.executable,
+        os.path.abspath(__file__),
+        "--child",
+        str(n_nodes),
+        str(n_dims),
+        method,
+        str(n_neighbors),
     ]
     if recall:
         cmd.append("--recall")
@@ -116,12 +132,12 @@ def _spawn(n_nodes, n_dims, method, n_neighbors, recall, timeout):
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return dict(n_nodes=n_nodes, n_dims=n_dims, method=method,
-                    error=f"timeout {timeout}s")
+        return dict(n_nodes=n_nodes, n_dims=n_dims, method=method, error=f"timeout {timeout}s")
     wall = time.perf_counter() - t0
     if res.returncode != 0:
-        return dict(n_nodes=n_nodes, n_dims=n_dims, method=method,
-                    error=res.stderr.strip().splitlines()[-1])
+        return dict(
+            n_nodes=n_nodes, n_dims=n_dims, method=method, error=res.stderr.strip().splitlines()[-1]
+        )
     row = json.loads(res.stdout.strip().splitlines()[-1])
     row["process_s"] = wall
     return row
@@ -136,14 +152,15 @@ def _fmt(x, digits=2):
 
 
 def _print_table(rows):
-    header = ("| nodes | dims | method | fresh process (s) | imports (s) "
-              "| fresh build + path (s) | warm build (s) | warm path (s) | recall |")
+    header = (
+        "| nodes | dims | method | fresh process (s) | imports (s) "
+        "| fresh build + path (s) | warm build (s) | warm path (s) | recall |"
+    )
     print(header)
     print("|" + "---|" * 9)
     for r in rows:
         if "error" in r:
-            print(f"| {r['n_nodes']:,} | {r['n_dims']} | {r['method']} | {r['error']} "
-                  "| | | | | |")
+            print(f"| {r['n_nodes']:,} | {r['n_dims']} | {r['method']} | {r['error']} | | | | | |")
             continue
         mark = "*" if r["auto"] == r["method"] else ""
         print(
@@ -157,22 +174,30 @@ def _print_table(rows):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--child", nargs=4, metavar=("N", "D", "METHOD", "K"),
-                        help=argparse.SUPPRESS)
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 1k and 10k nodes, 2-d and 32-d, exact only "
-                             "plus one pynndescent run")
+    parser.add_argument(
+        "--child", nargs=4, metavar=("N", "D", "METHOD", "K"), help=argparse.SUPPRESS
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 1k and 10k nodes, 2-d and 32-d, exact only plus one pynndescent run",
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--dims", type=int, nargs="+", default=[32, 2])
-    parser.add_argument("--methods", nargs="+", default=["exact", "pynndescent"],
-                        choices=["exact", "pynndescent", "auto"])
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=["exact", "pynndescent"],
+        choices=["exact", "pynndescent", "auto"],
+    )
     parser.add_argument("--n-neighbors", type=int, default=18)
-    parser.add_argument("--recall", action="store_true",
-                        help="also measure pynndescent's neighbour recall")
-    parser.add_argument("--table", metavar="FILE",
-                        help="only print the table of JSON rows saved from stderr")
-    parser.add_argument("--timeout", type=float, default=600.0,
-                        help="seconds per child process")
+    parser.add_argument(
+        "--recall", action="store_true", help="also measure pynndescent's neighbour recall"
+    )
+    parser.add_argument(
+        "--table", metavar="FILE", help="only print the table of JSON rows saved from stderr"
+    )
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per child process")
     args = parser.parse_args(argv)
 
     if args.child:
@@ -195,8 +220,10 @@ def main(argv=None):
         configs = [(n, d, m) for d in args.dims for n in args.sizes for m in args.methods]
 
     threads = {v: os.environ.get(v, "unset") for v in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS")}
-    print(f"# kNN graph benchmark: k={args.n_neighbors}, {os.cpu_count()} CPUs, "
-          f"threads {threads}", flush=True)
+    print(
+        f"# kNN graph benchmark: k={args.n_neighbors}, {os.cpu_count()} CPUs, threads {threads}",
+        flush=True,
+    )
     rows = []
     for n, d, method in configs:
         row = _spawn(n, d, method, args.n_neighbors, args.recall, args.timeout)

@@ -45,9 +45,7 @@ def search(X, n_jobs, epochs, hidden):
     est = ThreadRecordingVHP(
         hidden_layer_sizes=hidden, max_iter=epochs, n_eval_samples=100, random_state=0
     )
-    grid = GridSearchCV(
-        est, {"kappa": [0.05, 0.1]}, cv=3, n_jobs=n_jobs, return_train_score=False
-    )
+    grid = GridSearchCV(est, {"kappa": [0.05, 0.1]}, cv=3, n_jobs=n_jobs, return_train_score=False)
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

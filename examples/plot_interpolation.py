@@ -55,9 +55,11 @@ if epochs:
 interp = ManifoldInterpolator(vhp, n_nodes=1000, n_neighbors=18, random_state=0)
 start = time.perf_counter()
 interp.fit(X)
-print(f"fit (VAE + graph): {time.perf_counter() - start:.0f} s, "
-      f"graph built with {interp.neighbors_} neighbours, "
-      f"{interp.n_connected_components_} connected component(s)")
+print(
+    f"fit (VAE + graph): {time.perf_counter() - start:.0f} s, "
+    f"graph built with {interp.neighbors_} neighbours, "
+    f"{interp.n_connected_components_} connected component(s)"
+)
 
 
 # %%
@@ -90,11 +92,13 @@ def describe(name, decoded, a, b):
     arc = np.rad2deg(abs(np.angle(np.exp(1j * (b - a)))))
     # Smoothness of the pendulum's motion itself: the unwrapped angle sequence.
     motion = np.rad2deg(np.unwrap(read))
-    print(f"{name:>13}: {len(decoded):3d} frames, smoothness factor "
-          f"{smoothness_factor(decoded):.4f} (frames) / "
-          f"{smoothness_factor(motion):5.1f} deg (angles), largest turn "
-          f"{steps.max():5.1f} deg, total turning {steps.sum():5.1f} deg "
-          f"(short arc {arc:.1f} deg), realism {realism(decoded):.3f}")
+    print(
+        f"{name:>13}: {len(decoded):3d} frames, smoothness factor "
+        f"{smoothness_factor(decoded):.4f} (frames) / "
+        f"{smoothness_factor(motion):5.1f} deg (angles), largest turn "
+        f"{steps.max():5.1f} deg, total turning {steps.sum():5.1f} deg "
+        f"(short arc {arc:.1f} deg), realism {realism(decoded):.3f}"
+    )
     return smoothness_factor(decoded)
 
 
@@ -108,8 +112,10 @@ t = np.linspace(0.0, 1.0, len(path.latent))[:, None]
 line = (1 - t) * path.latent[0] + t * path.latent[-1]
 line_decoded = interp.inverse_transform(line)
 
-print(f"graph path: {len(path.nodes)} points, latent length {path.length:.3f}; "
-      f"straight line length {np.linalg.norm(line[-1] - line[0]):.3f}")
+print(
+    f"graph path: {len(path.nodes)} points, latent length {path.length:.3f}; "
+    f"straight line length {np.linalg.norm(line[-1] - line[0]):.3f}"
+)
 a, b = angles[i_start], angles[i_end]
 s_graph = describe("graph path", path.decoded, a, b)
 s_line = describe("straight line", line_decoded, a, b)
@@ -128,11 +134,15 @@ for i, j in rng.randint(len(X), size=(20, 2)):
         step = np.abs(np.angle(np.exp(1j * np.diff(read_angles(frames)))))
         turns[name].append(np.rad2deg(step.max()))
         real[name].append(realism(frames))
-print(f"{len(ratios)} random pairs: straight-line / graph smoothness factor, median "
-      f"{np.median(ratios):.2f} (min {np.min(ratios):.2f}, max {np.max(ratios):.2f})")
+print(
+    f"{len(ratios)} random pairs: straight-line / graph smoothness factor, median "
+    f"{np.median(ratios):.2f} (min {np.min(ratios):.2f}, max {np.max(ratios):.2f})"
+)
 for name in ("graph", "line"):
-    print(f"{name:>5}: largest turn {max(turns[name]):5.1f} deg, worst-frame realism "
-          f"{min(real[name]):.3f}")
+    print(
+        f"{name:>5}: largest turn {max(turns[name]):5.1f} deg, worst-frame realism "
+        f"{min(real[name]):.3f}"
+    )
 
 # %%
 # The graph and both paths in latent space.
@@ -140,8 +150,9 @@ fig, ax = plt.subplots(figsize=(5.5, 5))
 plot_latent_graph(interp, path, ax=ax, path_kw={"label": "graph path"})
 # The encoded training images, coloured by angle: the ring the graph should follow.
 Z = interp.transform(X[:3000])
-ax.scatter(Z[:, 0], Z[:, 1], c=angles[:3000], cmap="twilight", s=2, zorder=2.5,
-           label="encoded images")
+ax.scatter(
+    Z[:, 0], Z[:, 1], c=angles[:3000], cmap="twilight", s=2, zorder=2.5, label="encoded images"
+)
 ax.plot(line[:, 0], line[:, 1], "--", color="C0", label="straight line")
 ax.set_aspect("equal", "datalim")
 ax.legend(loc="lower right", fontsize="small")
@@ -153,10 +164,20 @@ fig.savefig("pendulum_interpolation_latent.png", dpi=110)
 # The decoded frames: the graph path on top, the straight line below.
 n_show = min(20, len(path.latent))
 fig, axes = plt.subplots(2, 1, figsize=(0.55 * n_show + 0.4, 1.9))
-plot_frames(path.decoded, (16, 16), ax=axes[0], n_frames=n_show,
-            title=f"graph path (smoothness factor {s_graph:.3f})")
-plot_frames(line_decoded, (16, 16), ax=axes[1], n_frames=n_show,
-            title=f"straight line (smoothness factor {s_line:.3f})")
+plot_frames(
+    path.decoded,
+    (16, 16),
+    ax=axes[0],
+    n_frames=n_show,
+    title=f"graph path (smoothness factor {s_graph:.3f})",
+)
+plot_frames(
+    line_decoded,
+    (16, 16),
+    ax=axes[1],
+    n_frames=n_show,
+    title=f"straight line (smoothness factor {s_line:.3f})",
+)
 fig.tight_layout()
 fig.savefig("pendulum_interpolation_frames.png", dpi=110)
 print("saved pendulum_interpolation_latent.png, pendulum_interpolation_frames.png")
