@@ -18,6 +18,7 @@ import time
 import warnings
 
 import torch
+from nll_eval import matmul_rate  # the same reference as the scoring benchmark
 from torch.utils.flop_counter import FlopCounterMode
 
 from sklearn_vhp import VHPEstimator
@@ -67,16 +68,8 @@ def step_fn(est):
 
 
 def mm_rate(flops, size, repeats=5):
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    n = max(1, round(flops / (2 * size**3)))
-    torch.mm(a, b)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(n):
-            torch.mm(a, b)
-        times.append(time.perf_counter() - t)
-    return n * 2 * size**3 / statistics.median(times)
+    """FLOP/s of float32 ``torch.mm`` doing ``flops`` (``nll_eval.py``'s reference)."""
+    return matmul_rate(flops, size, repeats) * 1e9
 
 
 def main(argv=None):
