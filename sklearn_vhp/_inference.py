@@ -96,9 +96,7 @@ def row_chunks(data, chunk):
     """Float32 tensors of ``chunk`` rows of ``data``: a tensor, or a numpy array on the host."""
     for start in range(0, data.shape[0], chunk):
         rows = data[start : start + chunk]
-        yield (
-            rows if torch.is_tensor(rows) else torch.from_numpy(np.asarray(rows, dtype=np.float32))
-        )
+        yield rows if torch.is_tensor(rows) else to_tensor(rows, torch.float32, "cpu")
 
 
 def sample_latent(module, n_samples, generator):

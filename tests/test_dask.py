@@ -30,10 +30,6 @@ TINY = dict(
     batch_size=32,
     random_state=0,
 )
-needs_partial_fit = pytest.mark.skipif(
-    not hasattr(VHPEstimator, "partial_fit"),
-    reason="VHPEstimator.partial_fit is not on this branch yet (issue 16, branch 'stream')",
-)
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +173,6 @@ def test_dask_sample_matches_in_memory_sample_in_distribution(client, fitted):
 
 
 # ------------------------------------------------------------------ training
-@needs_partial_fit
 def test_incremental_fit_is_partial_fit_over_the_blocks(client, X):
     """``Incremental(est).fit(dX)`` = ``partial_fit`` on each block in turn, on the cluster.
 
@@ -202,7 +197,6 @@ def test_incremental_fit_is_partial_fit_over_the_blocks(client, X):
     np.testing.assert_array_equal(client.compute(inc.transform(dX)).result(), local.transform(X))
 
 
-@needs_partial_fit
 def test_incremental_shuffled_blocks_train_on_every_row(client, X):
     """With shuffled blocks every block is seen once per ``fit``: one pass each."""
     Incremental = pytest.importorskip("dask_ml.wrappers").Incremental
