@@ -174,10 +174,8 @@ class ConvGaussianEncoder(GaussianHead, nn.Module):
     def forward(self, x):
         lead = x.shape[:-1]
         flat = x.reshape(-1, self.n_in)
-        y = self.out(self.trunk(flat.reshape(-1, *self.image_shape)))
-        if self.shortcut is not None:
-            y = y + self.shortcut(flat)
-        return self.gaussian(y.reshape(*lead, 2 * self.n_out))
+        mean, logvar = self.gaussian(self.trunk(flat.reshape(-1, *self.image_shape)), flat)
+        return mean.reshape(*lead, self.n_out), logvar.reshape(*lead, self.n_out)
 
     @property
     def head_layers(self):

@@ -3,6 +3,7 @@
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -102,11 +103,26 @@ class GaussianHead:
         """``(out, shortcut)``: the layers that produce the ``2 n_out`` outputs."""
         raise NotImplementedError
 
-    def gaussian(self, y):
-        """Split the ``2 n_out`` outputs ``y`` into the mean and bounded log-variance."""
-        mean, raw = y[..., : self.n_out], y[..., self.n_out :]
-        if self.shared_logvar is not None:
-            raw = self.shared_logvar.expand_as(raw)
+    def gaussian(self, hidden, flat):
+        """``(mean, logvar)`` from the last hidden layer and the flattened input.
+
+        The head's ``2 n_out`` outputs are the mean and the log-variance's
+        pre-activation; with a shared variance only the mean's ``n_out`` rows
+        of the last layer and the shortcut are computed (the other rows are
+        unused: their gradient is zero and Adam leaves them as they are).
+        """
+        out, shortcut = self.head_layers
+        n, shared = self.n_out, self.shared_logvar is not None
+        if shared:
+            y = F.linear(hidden, out.weight[:n], out.bias[:n])
+            if shortcut is not None:
+                y = y + F.linear(flat, shortcut.weight[:n])
+            logvar = LOGVAR_BOUND * torch.tanh(self.shared_logvar / LOGVAR_BOUND)
+            return y, logvar.expand_as(y)
+        y = out(hidden)
+        if shortcut is not None:
+            y = y + shortcut(flat)
+        mean, raw = y[..., :n], y[..., n:]
         return mean, LOGVAR_BOUND * torch.tanh(raw / LOGVAR_BOUND)
 
     @torch.no_grad()
@@ -144,4 +160,4 @@ class GaussianMLP(GaussianHead, nn.Module):
         return self.net.out, self.net.shortcut
 
     def forward(self, x):
-        return self.gaussian(self.net(x))
+        return self.gaussian(self.net.body(x), x)
