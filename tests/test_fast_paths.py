@@ -120,3 +120,33 @@ def test_vamp_log_prob_as_matrix_products_is_the_mixture_density():
     direct = torch.logsumexp(comps.log_prob(z.detach().double()[..., None, :]).sum(-1), -1)
     (g_u_direct,) = torch.autograd.grad(direct.sum(), prior.pseudo_inputs)
     torch.testing.assert_close(g_u.double(), g_u_direct.double(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("architecture", ["mlp", "conv"])
+def test_shared_variance_head_computes_the_mean_half_only(architecture):
+    """With a shared variance the head's mean equals the full head's first half;
+    the unused log-variance rows get a zero gradient (Adam leaves them as they are)."""
+    from sklearn_vhp._torch.conv import ConvGaussianEncoder
+    from sklearn_vhp._torch.networks import LOGVAR_BOUND, GaussianMLP
+
+    torch.manual_seed(0)
+    if architecture == "mlp":
+        enc = GaussianMLP(64, (32,), 3, shared_variance=True)
+        hidden = enc.net.body
+    else:
+        enc = ConvGaussianEncoder((8, 8), (16,), 3, shared_variance=True)
+        hidden = lambda x: enc.trunk(x.reshape(-1, 1, 8, 8))  # noqa: E731
+    with torch.no_grad():
+        enc.shared_logvar.normal_()
+        enc.head_layers[1].weight.normal_()
+    x = torch.rand(10, 64)
+    mean, logvar = enc(x)
+    out, shortcut = enc.head_layers
+    full = out(hidden(x)) + shortcut(x)  # all 2 n_out rows, as before
+    torch.testing.assert_close(mean, full[:, :3], rtol=1e-6, atol=1e-6)
+    expected = LOGVAR_BOUND * torch.tanh(enc.shared_logvar / LOGVAR_BOUND)
+    torch.testing.assert_close(logvar, expected.expand(10, 3))
+    (mean.sum() + logvar.sum()).backward()
+    for layer in (out, shortcut):
+        assert torch.count_nonzero(layer.weight.grad[3:]) == 0
+        assert torch.count_nonzero(layer.weight.grad[:3]) > 0
