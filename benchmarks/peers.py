@@ -417,7 +417,8 @@ def main(argv=None):
     )
     if not args.skip_fit:
         names = [*peers, "bare torch"]
-        print("| model | " + " | ".join(f"{p} (it/s)" for p in names) + " | ratio |")
+        header = " | ".join(f"{p} (it/s)" for p in names)
+        print(f"| model | {header} | sklearn-vhp / pythae |")
         print("|---|" + "---|" * (len(names) + 1))
         for model, rate in fit_table(args, peers):
             ratio = rate["sklearn-vhp"] / rate["pythae"] if "pythae" in rate else math.nan
