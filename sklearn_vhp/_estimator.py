@@ -692,7 +692,10 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         samples from the joint proposal ``q(z|x) q(ζ|z)`` (``q(z|x)`` for the
         standard prior): a stochastic lower bound that tightens as ``S`` grows
         (see :ref:`model`). Every row sees the same noise, so a row's value
-        does not depend on the other rows and repeated calls agree. The
+        does not depend on the other rows and repeated calls agree (to the
+        rounding of float32 matrix products, whose kernels change with the
+        number of rows scored together: within ``1e-5 (|log p| +
+        n_features)`` nats, see :ref:`out_of_core`). The
         networks run in the precision of ``X`` (float32 is about twice as
         fast on a CPU, within ~1e-4 nats); the sum over samples is
         accumulated in float64. Rows and samples are chunked to fit
