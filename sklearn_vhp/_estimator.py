@@ -23,7 +23,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import Bunch, check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _inference, _persistence, _settings
+from . import _data, _inference, _persistence, _settings
 from ._schedules import make_schedule
 from ._settings import to_tensor as _to_tensor
 from ._torch.factory import build_vae
@@ -450,7 +450,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         continuing = hasattr(self, "module_") and (self.warm_start or incremental)
         if continuing:
             _settings.check_warm_start(self)
-        streamed = _settings.streams(X)
+        streamed = _data.streams(X)
         if streamed:  # X stays where it is; the settings follow a subsample
             X, sample = self._validate_streamed(X, continuing)
         else:  # finite values are checked by the scan below
@@ -462,7 +462,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                 ensure_all_finite=False,
             )
         # One pass over X: finite values, bounds and (likelihood="auto") binary data.
-        scan = _settings.scan_rows(X, binary=not continuing and self.likelihood == "auto")
+        scan = _data.scan_rows(X, binary=not continuing and self.likelihood == "auto")
         hidden = _settings.hidden_layer_sizes(self, X.shape[0])
         _settings.check_fit_input(self, sample, continuing, scan)
         if not continuing:
@@ -479,7 +479,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         if streamed:
             held_out = None
             if self.early_stopping:
-                held_out = _settings.held_out_rows(self, X.shape[0], self._validation_seed)
+                held_out = _data.held_out_rows(self, X.shape[0], self._validation_seed)
             X_train, X_val = sample, None if held_out is None else X[held_out]
             n_train = X.shape[0] - (0 if held_out is None else held_out.shape[0])
         else:
@@ -501,7 +501,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             self.validation_scores_ = []
         if streamed:  # the rows on the device are the subsample's
             rows = _to_tensor(sample, torch.float32, self.device_)
-            block_rows, buffer_blocks = _settings.stream_blocks(X.shape[1], self.batch_size)
+            block_rows, buffer_blocks = _data.stream_blocks(X.shape[1], self.batch_size)
             source = StreamedBatches(
                 X,
                 self.batch_size,
@@ -524,24 +524,24 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
 
         Returns ``X`` (as given) and a bounded float64 subsample of its rows;
         sets ``n_features_in_`` (or checks it). Its values are checked by
-        :func:`._settings.scan_rows` in one pass.
+        :func:`._data.scan_rows` in one pass.
         """
         # Two rows go through scikit-learn's validation: dimensions, dtype,
         # n_features_in_ (set, or checked when continuing), feature names.
         validate_data(self, X[:2], dtype=[np.float64, np.float32], reset=not continuing)
         stream = self._seed_stream if continuing else check_random_state(self.random_state)
-        sample = _settings.subsample_rows(X, [int(stream.randint(2**31 - 1)), 1])
+        sample = _data.subsample_rows(X, [int(stream.randint(2**31 - 1)), 1])
         return X, sample
 
     def _split_validation(self, X):
-        return _settings.split_validation(self, X, getattr(self, "_validation_seed", None))
+        return _data.split_validation(self, X, getattr(self, "_validation_seed", None))
 
     def _initialize(self, X, hidden, rng, n_samples=None, scan=None):
         """Set all first-fit state: resolved settings, module, optimiser, schedule.
 
         ``X``: the training rows, or a subsample of the ``n_samples`` rows
         of a streamed ``fit``; ``scan``: the training data's
-        :func:`._settings.scan_rows`, if known.
+        :func:`._data.scan_rows`, if known.
         """
         resolved = _settings.resolve(self, X, hidden, n_samples, scan)
         self.device_, self.likelihood_ = resolved.device, resolved.likelihood

@@ -198,7 +198,7 @@ def test_ctrl_c_during_set_up_keeps_the_previous_model(X, monkeypatch, where):
         raise KeyboardInterrupt
 
     if where == "scan_rows":  # the one pass over the data
-        monkeypatch.setattr(mod._settings, where, interrupt)
+        monkeypatch.setattr(mod._data, where, interrupt)
     else:
         monkeypatch.setattr(VHPEstimator, where, interrupt)
     with pytest.raises(KeyboardInterrupt):
