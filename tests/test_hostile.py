@@ -422,13 +422,13 @@ def test_pickle_carries_version_and_checksum_and_detects_damage(fitted, X):
 
     state = fitted.__getstate__()
     assert state["_sklearn_vhp_version"] == sklearn_vhp.__version__
-    assert isinstance(state["_weights_checksum"], str)
+    assert isinstance(state["_state_checksum"]["module_"], str)
     blob = pickle.dumps(fitted)
     # Flip one byte inside a weight array of the pickle.
     weight = fitted.module_.state_dict()["decoder.out.weight"].numpy().tobytes()
     at = blob.index(weight) + len(weight) // 2
     damaged = blob[:at] + bytes([blob[at] ^ 0xFF]) + blob[at + 1 :]
-    with pytest.raises(ValueError, match="weights .* are damaged.*checksum"):
+    with pytest.raises(ValueError, match="file is damaged.*checksums.*in the weights"):
         pickle.loads(damaged)
     # Damaged torch bytes of an old-format pickle: an error that says so.
     legacy = _legacy_state(fitted)
