@@ -11,6 +11,7 @@ one chunk-sizing helper (:func:`chunk_rows`), the one entry of data into
 torch (:func:`to_tensor`) and the torch threads of a call (:func:`call_threads`).
 """
 
+import ctypes
 import functools
 import math
 import os
@@ -18,6 +19,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from numbers import Integral, Real
+from pathlib import Path
 
 import numpy as np
 import scipy.linalg
@@ -653,23 +655,61 @@ def call_threads():
     return max(1, min(current, available_cores() - busy_cores()))
 
 
+@functools.cache
+def _per_thread_setters():
+    """Setters of the calling thread's OpenMP and MKL thread counts in torch's libraries.
+
+    ``torch.set_num_threads`` also sets the process default that every
+    thread adopts at its first torch operation, so a count lowered for one
+    call leaked into threads started (or first using torch) meanwhile, for
+    good. ``omp_set_num_threads`` (the OpenMP runtime torch runs on) and
+    ``MKL_Set_Num_Threads_Local`` (its BLAS) set the calling thread's count
+    alone; ``torch.get_num_threads`` reads the former. ``(omp, mkl)``, ``mkl``
+    ``None`` in builds without MKL; ``None`` where torch's CPU library does
+    not export them (then ``torch.set_num_threads``, documented as such).
+    """
+    try:
+        lib = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
+        omp = lib.omp_set_num_threads
+    except (OSError, AttributeError):
+        return None
+    omp.argtypes, omp.restype = [ctypes.c_int], None
+    mkl = getattr(lib, "MKL_Set_Num_Threads_Local", None)
+    if mkl is not None:
+        mkl.argtypes, mkl.restype = [ctypes.c_int], ctypes.c_int
+    return omp, mkl
+
+
 @contextmanager
 def torch_threads():
     """Run the block with :func:`call_threads` threads; the caller's count is restored.
 
-    OpenMP's thread count is per calling thread, so concurrent calls from
-    several Python threads each set and restore their own.
+    Only the calling thread's count changes (:func:`_per_thread_setters`):
+    concurrent calls from several Python threads each set and restore their
+    own, and threads that start meanwhile get the process default.
     """
-    previous = torch.get_num_threads()
+    previous = torch.get_num_threads()  # (also torch's per-thread start-up)
     n = call_threads()
     if n >= previous:
         yield
         return
-    torch.set_num_threads(n)
+    setters = _per_thread_setters()
+    if setters is None:
+        torch.set_num_threads(n)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
+        return
+    omp, mkl = setters
+    omp(n)
+    mkl_before = mkl(n) if mkl is not None else None
     try:
         yield
     finally:
-        torch.set_num_threads(previous)
+        omp(previous)
+        if mkl is not None:
+            mkl(mkl_before)
 
 
 def limit_threads(method):
