@@ -402,6 +402,11 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             With ``early_stopping=True``: a validation score over chunks would
             compare different data (as in scikit-learn's MLP).
         """
+        # scikit-learn's _fit_context validates partial_fit's parameters on the
+        # first call only (and runs it with validation switched off); the
+        # settings may change between calls (set_params), so they are checked
+        # on every call, before anything changes.
+        self._validate_params()
         if self.early_stopping:
             raise ValueError(
                 "partial_fit does not support early_stopping=True: each call sees "
@@ -427,7 +432,13 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         forget_precisions(self.module_)
         epochs = 1 if incremental else _settings.epochs(self, source.n_samples)
         try:
-            self._train(source, epochs, val, warn=not incremental)
+            self._train(
+                source,
+                epochs,
+                val,
+                warn=not incremental,
+                resume="Call partial_fit again to continue." if incremental else None,
+            )
         finally:
             # Also after a FloatingPointError: the model kept (the last finite
             # state) gets its own variance, not the training one.
@@ -574,7 +585,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         self.validation_scores_ = [] if self.early_stopping else None
         self.best_validation_score_ = None
 
-    def _train(self, source, epochs, val=None, warn=True):
+    def _train(self, source, epochs, val=None, warn=True, resume=None):
         """Hand the model and a batch source to the training engine; read its state back."""
         module = self.module_
         trainer = Trainer(
@@ -592,6 +603,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             prior_scaled=self._prior_scaled,
             divergences=self.divergences_,
             verbose=self.verbose,
+            **({} if resume is None else {"resume": resume}),
         )
         early = None if val is None else self._early_stopping(val)
         try:

@@ -264,12 +264,15 @@ def check_fit_input(est, X, continuing, scan):
             "sklearn.preprocessing.StandardScaler or MinMaxScaler."
         )
     span = high - low
-    if span > math.sqrt(limit):
+    # A mini-batch's squared errors are summed in float32 (the constraint C).
+    elements = max(1, min(est.batch_size, X.shape[0])) * max(1, X.shape[1])
+    if span > math.sqrt(limit / elements):
         raise ValueError(
-            f"X spans {span:.3g}: its squared reconstruction errors (and the automatic "
-            f"noise variance and kappa, which scale with the data's spread) overflow "
-            f"float32 (above {limit:.3g}), the precision the model is trained in. "
-            "Scale the data, e.g. with sklearn.preprocessing.StandardScaler or MinMaxScaler."
+            f"X spans {span:.3g}: the squared reconstruction errors of a mini-batch "
+            f"({elements:,} values, up to {span:.3g}² each; and the automatic noise "
+            "variance and kappa, which scale with the data's spread) overflow float32 "
+            f"(above {limit:.3g}), the precision the model is trained in. Scale the "
+            "data, e.g. with sklearn.preprocessing.StandardScaler or MinMaxScaler."
         )
     # The automatic settings' own rule (data_scale), so the check follows it.
     if (
@@ -503,20 +506,35 @@ def to_tensor(a, dtype, device):
     return torch.from_numpy(c).to(device)
 
 
+#: :func:`data_scale`: a standard deviation of at most this many units in the
+#: last place of the data's largest magnitude is rounding, not spread.
+ROUNDING_SPREAD = 64
+
+
 def data_scale(X, scan=None):
     """Unit of ``κ`` and of the noise variance: 1 for data in [0, 1], else 4 RMS stds.
 
     Four standard deviations is about the span of a feature scaled to [0, 1],
     so standardised data and [0, 1] images get comparable settings.
     ``scan``: :func:`scan_rows` of ``X`` (or of data that contain it), if known.
+
+    Constant data fall back to 1: a variance at the rounding level of the
+    values (a standard deviation below :data:`ROUNDING_SPREAD` ulps of the
+    largest magnitude) is no spread. Identical rows of values that floats
+    do not represent exactly have a variance of ~1e-30, not 0, and gave a
+    scale of 1e-15 (κ 6e-16, a noise variance of 1e-34, a training score
+    of -5e19).
     """
     if X.size == 0:
         return 1.0
     low, high = (scan.low, scan.high) if scan is not None else (X.min(), X.max())
     if low >= 0 and high <= 1:
         return 1.0
-    spread = 4.0 * math.sqrt(float(np.mean(np.var(X, axis=0))))
-    return spread if spread > 0 else 1.0
+    std = math.sqrt(float(np.mean(np.var(X, axis=0))))
+    eps = float(np.finfo(X.dtype if X.dtype.kind == "f" else np.float64).eps)
+    if std <= ROUNDING_SPREAD * eps * max(abs(float(low)), abs(float(high))):
+        return 1.0
+    return 4.0 * std
 
 
 def logit(p, eps=1e-4):

@@ -222,3 +222,127 @@ def test_an_edited_skops_file_is_detected(fitted, X, tmp_path):
             z.writestr(name, blob if name != "schema.json" else schema.encode())
     with pytest.raises(ValueError, match="file is damaged"):
         sio.load(flipped, trusted=sio.get_untrusted_types(file=flipped))
+
+
+# ------------------------------------------- partial_fit validates its params
+def _observable(est, X):
+    return (
+        est.n_iter_,
+        len(est.history_["loss"]),
+        est.learning_rate_,
+        est.transform(X).tobytes(),
+        est.score_samples(X[:5]).tobytes(),
+    )
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(learning_rate=-0.01),
+        dict(learning_rate=0.0),
+        dict(batch_size=0),
+        dict(batch_size=-5),
+        dict(n_importance=0),
+        dict(n_importance=1.5),
+        dict(objective="IWAE"),
+        dict(verbose="x"),
+    ],
+    ids=str,
+)
+def test_partial_fit_on_a_fitted_model_validates_parameters_before_anything_changes(X, bad):
+    est = E().partial_fit(X[:60])
+    before = _observable(est, X)
+    est.set_params(**bad)
+    name = next(iter(bad))
+    with pytest.raises(ValueError, match=f"The '{name}' parameter of VHPEstimator must be") as exc:
+        est.partial_fit(X[60:])
+    assert type(exc.value).__name__ == "InvalidParameterError"  # as fit raises it
+    assert _observable(est, X) == before
+    with pytest.raises(ValueError, match=f"The '{name}' parameter"):
+        E(**bad).fit(X)  # the same error as fit
+
+
+# --------------------------------------------- identical rows outside [0, 1]
+def test_identical_rows_outside_the_unit_interval_give_a_sane_model():
+    Xd = np.repeat(np.random.RandomState(0).randn(1, 20), 200, axis=0)
+    assert 0 < np.var(Xd, axis=0).mean() < 1e-25  # rounding, not spread
+    est = VHPEstimator(max_iter=1, random_state=0).fit(Xd)
+    # The automatic scale falls back to 1 (before: 1e-15, so κ 6e-16,
+    # a noise variance of 1e-34 and a score of -5e19 on the training rows).
+    assert est.kappa_ == pytest.approx(0.05)
+    assert est.noise_variance_ >= 1e-6
+    assert np.isfinite(est.score(Xd)) and est.score(Xd) > 0
+    # As the same row scaled into [0, 1].
+    lo, hi = Xd.min(), Xd.max()
+    unit = VHPEstimator(max_iter=1, random_state=0).fit((Xd - lo) / (hi - lo))
+    assert unit.kappa_ == est.kappa_
+    # Identical float32 rows too; real spread keeps its scale.
+    assert VHPEstimator(max_iter=1, random_state=0).fit(Xd.astype(np.float32)).kappa_ == 0.05
+    spread = Xd + np.random.RandomState(1).randn(*Xd.shape) * 1e-3
+    assert VHPEstimator(max_iter=1, random_state=0).fit(spread).kappa_ < 1e-3
+
+
+# --------------------------------------------------------------- poor errors
+def test_integer_data_spanning_6e18_asks_to_scale_the_data_up_front(X):
+    from sklearn_vhp import DivergenceWarning
+
+    est = E().fit(X)
+    before = _observable(est, X)
+    huge = np.random.RandomState(0).randint(-3 * 10**18, 3 * 10**18, size=(200, 5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DivergenceWarning)  # no training at all
+        with pytest.raises(ValueError, match="X spans [56].*e\\+18.*overflow float32.*Scale"):
+            E().fit(huge)
+        with pytest.raises(ValueError, match="X spans [56].*e\\+18.*Scale the data"):
+            est.set_params(warm_start=True).fit(X * 6e18)
+    assert _observable(est, X) == before
+
+
+def test_ctrl_c_in_partial_fit_advises_partial_fit(X, monkeypatch):
+    from sklearn_vhp._torch.vae import VAE
+
+    est = E().partial_fit(X[:60])
+    real, calls = VAE.training_loss, []
+
+    def interrupted(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(VAE, "training_loss", interrupted)
+    with pytest.warns(UserWarning, match="interrupted.*Call partial_fit again to continue"):
+        est.partial_fit(X[60:])
+    assert est.n_iter_ == 1
+    monkeypatch.undo()
+    est.partial_fit(X[60:])
+    assert est.n_iter_ == 2
+
+
+def test_nan_written_into_a_streamed_memmap_is_blamed_on_the_data(tmp_path, monkeypatch):
+    from sklearn import config_context
+
+    import sklearn_vhp._data as data_mod
+
+    path = tmp_path / "X.npy"
+    np.save(path, (np.random.RandomState(0).rand(600, 20) > 0.6).astype(np.float32))
+    X = np.load(path, mmap_mode="r")
+    est = E(batch_size=32, hidden_layer_sizes=(16,), max_iter=2)
+    with config_context(working_memory=0.01):  # 600 x 20 float32 rows stream
+        est.fit(X)
+        before = _observable(est, np.asarray(X))
+        real_scan = data_mod.scan_rows
+
+        def scan_then_poison(rows, *args, **kwargs):
+            scan = real_scan(rows, *args, **kwargs)
+            writer = np.load(path, mmap_mode="r+")
+            writer[::7, 3] = np.nan  # after the one-pass check
+            writer.flush()
+            return scan
+
+        monkeypatch.setattr(data_mod, "scan_rows", scan_then_poison)
+        with pytest.raises(ValueError, match="NaN or infinite values in its data.*changed"):
+            est.set_params(warm_start=True).fit(X)
+    monkeypatch.undo()
+    assert est.n_iter_ == before[0]  # the model after the last completed epoch
+    assert np.isfinite(est.transform(np.zeros((2, 20)))).all()
