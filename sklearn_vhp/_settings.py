@@ -274,6 +274,17 @@ def check_fit_input(est, X, continuing, scan):
             f"(above {limit:.3g}), the precision the model is trained in. Scale the "
             "data, e.g. with sklearn.preprocessing.StandardScaler or MinMaxScaler."
         )
+    variance = getattr(est, "_train_noise_variance", None) if continuing else None
+    if variance and getattr(est, "likelihood_", None) == "gaussian":
+        # A fitted model's Gaussian terms divide the squared errors by its
+        # training variance, which followed the data it was fitted on.
+        if span * span / variance > limit / elements:
+            raise ValueError(
+                f"X spans {span:.3g}: its squared reconstruction errors in units of this "
+                f"model's training noise variance ({variance:.3g}, from the data it was "
+                f"fitted on) overflow float32 (above {limit:.3g}). Scale X as the "
+                "training data were scaled, or refit on data of this scale."
+            )
     # The automatic settings' own rule (data_scale), so the check follows it.
     if (
         not continuing
