@@ -314,8 +314,14 @@ def _canonical(obj, feed, active):
         header = f"A{obj.dtype.str}|{obj.dtype.descr if obj.dtype.fields else ''}|{obj.shape};"
         feed(header.encode())
         if obj.dtype.hasobject:
-            for item in obj.ravel(order="C").tolist():
-                _canonical(item, feed, active)
+            items = obj.ravel(order="C").tolist()
+            if all(type(item) is str for item in items):  # e.g. history_["phase"]: at once
+                data = [item.encode("utf-8", "surrogatepass") for item in items]
+                feed(b"s" + np.array([len(d) for d in data], dtype="<i8").tobytes())
+                feed(b"".join(data))
+            else:
+                for item in items:
+                    _canonical(item, feed, active)
         else:
             feed(np.ascontiguousarray(obj).tobytes())
     elif torch.is_tensor(obj):
