@@ -17,13 +17,13 @@ from sklearn.base import (
     ClassNamePrefixFeaturesOutMixin,
     DensityMixin,
     TransformerMixin,
-    _fit_context,
 )
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import Bunch, check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _inference, _persistence, _settings
+from ._compat import fit_context as _fit_context
 from ._schedules import make_schedule
 from ._settings import to_tensor as _to_tensor
 from ._torch.factory import build_vae

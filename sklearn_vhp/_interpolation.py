@@ -22,14 +22,15 @@ from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
-    _fit_context,
     clone,
 )
 from sklearn.exceptions import NotFittedError
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._compat import HasMethods, Interval, StrOptions
+from ._compat import fit_context as _fit_context
 
 __all__ = ["InterpolationPath", "ManifoldInterpolator"]
 
