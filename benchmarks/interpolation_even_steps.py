@@ -14,7 +14,8 @@ For each path: the smoothness factor of the decoded frames
 (:func:`sklearn_vhp.metrics.smoothness_factor`, the paper's metric), and the
 realism of its frames, measured as each frame's Euclidean distance to its
 nearest training image (mean and max over the frames; smaller is more
-realistic).
+realistic), and the length of the decoded path (the sum of the distances
+between consecutive frames).
 
 * digits: ``load_digits() / 16``, ``train_test_split(test_size=0.25,
   random_state=0)``; the first held-out 0 to the first held-out 6 (the
@@ -58,7 +59,9 @@ def paths(interp, a, b, n_frames):
 def measure(interp, X_train, pairs, n_frames):
     """Per path kind: smoothness factors and nearest-training-image distances."""
     nn = NearestNeighbors(n_neighbors=1).fit(X_train)
-    out = {k: {"smooth": [], "mean_nn": [], "max_nn": [], "frames": []} for k in KINDS}
+    out = {
+        k: {"smooth": [], "mean_nn": [], "max_nn": [], "frames": [], "length": []} for k in KINDS
+    }
     for a, b in pairs:
         for kind, frames in paths(interp, a, b, n_frames).items():
             d = nn.kneighbors(frames)[0][:, 0]
@@ -67,17 +70,21 @@ def measure(interp, X_train, pairs, n_frames):
             rec["mean_nn"].append(float(d.mean()))
             rec["max_nn"].append(float(d.max()))
             rec["frames"].append(frames.shape[0])
+            rec["length"].append(float(np.linalg.norm(np.diff(frames, axis=0), axis=1).sum()))
     return out
 
 
 def report(name, first, many):
     print(f"\n## {name}\n")
-    print("| path | frames | smoothness factor | nearest training image: mean / max over frames |")
-    print("|---|---|---|---|")
+    print(
+        "| path | frames | smoothness factor | nearest training image: mean / max over "
+        "frames | length of the decoded path |"
+    )
+    print("|---|---|---|---|---|")
     for kind, rec in first.items():
         print(
             f"| {kind} | {rec['frames'][0]} | {rec['smooth'][0]:.3f} | "
-            f"{rec['mean_nn'][0]:.3f} / {rec['max_nn'][0]:.3f} |"
+            f"{rec['mean_nn'][0]:.3f} / {rec['max_nn'][0]:.3f} | {rec['length'][0]:.2f} |"
         )
     if many is None:
         return
