@@ -120,6 +120,17 @@ a, b = angles[i_start], angles[i_end]
 s_graph = describe("graph path", path.decoded, a, b)
 s_line = describe("straight line", line_decoded, a, b)
 
+# %%
+# The paper's path goes node to node, so its steps are as uneven as the
+# prior's samples. ``n_frames`` resamples the same path at equal latent arc
+# length: frames at even steps, for an animation. Compare it with the
+# straight line at the same number of frames.
+even = interp.interpolate(X[i_start], X[i_end], n_frames=20)
+t20 = np.linspace(0.0, 1.0, 20)[:, None]
+line20 = interp.inverse_transform((1 - t20) * path.latent[0] + t20 * path.latent[-1])
+s_even = describe("even steps", even.decoded, a, b)
+s_line20 = describe("line, 20", line20, a, b)
+
 # Many random pairs: smoothness, largest turn and realism, graph vs straight line.
 rng = np.random.RandomState(0)
 ratios, turns, real = [], {"graph": [], "line": []}, {"graph": [], "line": []}
@@ -161,22 +172,29 @@ fig.tight_layout()
 fig.savefig("pendulum_interpolation_latent.png", dpi=110)
 
 # %%
-# The decoded frames: the graph path on top, the straight line below.
+# The decoded frames: the graph path node to node (every few nodes), the same
+# path at 20 even steps, and the straight line at 20 steps.
 n_show = min(20, len(path.latent))
-fig, axes = plt.subplots(2, 1, figsize=(0.55 * n_show + 0.4, 1.9))
+fig, axes = plt.subplots(3, 1, figsize=(0.55 * 20 + 0.4, 2.8))
 plot_frames(
     path.decoded,
     (16, 16),
     ax=axes[0],
     n_frames=n_show,
-    title=f"graph path (smoothness factor {s_graph:.3f})",
+    title=f"graph path, node to node: {n_show} of its {len(path.decoded)} frames "
+    f"(smoothness factor of all {s_graph:.3f})",
 )
 plot_frames(
-    line_decoded,
+    even.decoded,
     (16, 16),
     ax=axes[1],
-    n_frames=n_show,
-    title=f"straight line (smoothness factor {s_line:.3f})",
+    title=f"graph path at 20 even steps (smoothness factor {s_even:.3f})",
+)
+plot_frames(
+    line20,
+    (16, 16),
+    ax=axes[2],
+    title=f"straight line, 20 steps (smoothness factor {s_line20:.3f})",
 )
 fig.tight_layout()
 fig.savefig("pendulum_interpolation_frames.png", dpi=110)

@@ -17,13 +17,14 @@ from sklearn.base import (
     ClassNamePrefixFeaturesOutMixin,
     DensityMixin,
     TransformerMixin,
-    _fit_context,
 )
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import Bunch, check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _data, _inference, _persistence, _settings
+from ._compat import fit_context as _fit_context
+from ._compat import validate_parameter_constraints
 from ._schedules import make_schedule
 from ._settings import to_tensor as _to_tensor
 from ._torch.factory import build_vae
@@ -172,8 +173,11 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         Seeds initialisation, mini-batches and all sampling, through a local
         ``torch.Generator`` (the global seed is left alone).
     verbose : int, default=0
-        ``> 0``: a progress bar (phase, ``β``, ``Ĉ_t``); ``>= 2``: also a
-        line per epoch (loss, ``Ĉ_t``, ``β``, phase, step size, validation).
+        ``> 0``: a progress bar on :meth:`fit` and :meth:`partial_fit`
+        (phase, ``β``, ``Ĉ_t``); ``>= 2``: also a line per epoch (loss,
+        ``Ĉ_t``, ``β``, phase, step size, validation) and a progress bar on
+        :meth:`score_samples` and :meth:`score`, which a grid search calls
+        for every fold.
     warm_start : bool, default=False
         Continue training the fitted model (and its schedule, ``history_``
         and step size) on ``fit``; a fit stopped by Ctrl-C keeps its last
@@ -406,7 +410,11 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         # first call only (and runs it with validation switched off); the
         # settings may change between calls (set_params), so they are checked
         # on every call, before anything changes.
-        self._validate_params()
+        validate_parameter_constraints(
+            self._parameter_constraints,
+            self.get_params(deep=False),
+            caller_name=self.__class__.__name__,
+        )
         if self.early_stopping:
             raise ValueError(
                 "partial_fit does not support early_stopping=True: each call sees "
@@ -712,7 +720,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         fast on a CPU, within ~1e-4 nats); the sum over samples is
         accumulated in float64. Rows and samples are chunked to fit
         scikit-learn's ``working_memory`` (at most 16 MiB on a CPU); with
-        ``verbose > 0`` a progress bar counts the rows.
+        ``verbose >= 2`` a progress bar counts the rows.
 
         A row outside the Bernoulli likelihood's support (a value outside
         [0, 1]) gets ``-inf``, with a ``UserWarning`` that counts such rows.
@@ -748,7 +756,8 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             n_samples,
             seed=self._eval_seed,
             device=self.device_,
-            verbose=self.verbose,
+            # Scoring runs once per fold in a grid search: bars from verbose=2.
+            verbose=self.verbose >= 2,
         )
 
     @_settings.limit_threads

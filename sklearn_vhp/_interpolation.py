@@ -11,6 +11,8 @@ pynndescent (and with it numba) is imported only when a graph is actually
 built with it, so ``import sklearn_vhp`` stays fast.
 """
 
+import math
+import warnings
 from copy import deepcopy
 from numbers import Integral, Real
 from typing import NamedTuple
@@ -22,14 +24,23 @@ from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
-    _fit_context,
     clone,
 )
 from sklearn.exceptions import NotFittedError
 from sklearn.neighbors import NearestNeighbors
+from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._compat import (
+    HasMethods,
+    Interval,
+    InvalidParameterError,
+    StrOptions,
+    validate_parameter_constraints,
+)
+from ._compat import fit_context as _fit_context
 
 __all__ = ["InterpolationPath", "ManifoldInterpolator"]
 
@@ -57,14 +68,20 @@ class InterpolationPath(NamedTuple):
     ----------
     latent : ndarray of shape (n_points, n_components)
         Latent points along the path: the encoded start point, the graph nodes
-        visited, the encoded end point.
+        visited, the encoded end point; or, for a path resampled at even
+        steps (``n_frames`` or ``spacing``), points at equal arc length along
+        that polyline.
     nodes : ndarray of shape (n_points,), dtype int64
-        Index of each point in ``ManifoldInterpolator.nodes_``; ``-1`` for the
-        two encoded end points.
+        Index of each point in ``ManifoldInterpolator.nodes_``; ``-1`` for
+        points that are not graph nodes: the two encoded end points, and every
+        point of a resampled path.
     decoded : ndarray of shape (n_points, n_features)
-        Decoder means of ``latent`` (``estimator_.inverse_transform``).
+        Decoder means of ``latent``, in the units of the data given to
+        :meth:`ManifoldInterpolator.fit` (see
+        :meth:`ManifoldInterpolator.inverse_transform`).
     length : float
-        Sum of the Euclidean lengths of the path's edges in latent space.
+        Length in latent space of the graph path: the sum of the Euclidean
+        lengths of its edges (resampling does not change the polyline).
     """
 
     latent: np.ndarray
@@ -173,6 +190,50 @@ def _check_edge_power(edge_power, lengths, n_nodes):
         )
 
 
+def _resample_polyline(points, n_points):
+    """``n_points`` points at equal arc length along a polyline, ends included."""
+    points = np.asarray(points, dtype=np.float64)
+    segments = np.sqrt(np.sum(np.diff(points, axis=0) ** 2, axis=1))
+    cumulative = np.concatenate([[0.0], np.cumsum(segments)])
+    total = cumulative[-1]
+    if points.shape[0] < 2 or total == 0:
+        return np.repeat(points[:1], n_points, axis=0)
+    targets = np.linspace(0.0, total, n_points)
+    # The last segment starting at or before each target: skips zero-length ones.
+    seg = np.clip(np.searchsorted(cumulative, targets, side="right") - 1, 0, len(segments) - 1)
+    frac = (targets - cumulative[seg]) / np.where(segments[seg] > 0, segments[seg], 1.0)
+    out = points[seg] + np.clip(frac, 0.0, 1.0)[:, None] * (points[seg + 1] - points[seg])
+    out[0], out[-1] = points[0], points[-1]
+    return out
+
+
+def _vae_step(estimator):
+    """The VAE at the end of (possibly nested) pipelines, and its parameter prefix."""
+    prefix = ""
+    while isinstance(estimator, Pipeline):
+        name, estimator = estimator.steps[-1]
+        prefix += f"{name}__"
+    return estimator, prefix
+
+
+def _steps_without_inverse(pipeline):
+    """Names of the steps before the VAE that have no ``inverse_transform``."""
+    missing = [
+        name
+        for name, step in pipeline.steps[:-1]
+        if step is not None
+        and not (isinstance(step, str) and step == "passthrough")
+        and not hasattr(step, "inverse_transform")
+    ]
+    name, last = pipeline.steps[-1]
+    if isinstance(last, Pipeline):
+        missing += [f"{name}__{inner}" for inner in _steps_without_inverse(last)]
+    return missing
+
+
+_VAE_METHODS = ["fit", "transform", "inverse_transform", "sample_latent"]
+
+
 def _euclidean(a, b):
     """Euclidean distances between the rows of ``a`` and ``b`` (exact zeros)."""
     a = np.asarray(a, dtype=np.float64)
@@ -199,16 +260,28 @@ class ManifoldInterpolator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
 
     Parameters
     ----------
-    estimator : estimator object, default=None
+    estimator : estimator object or Pipeline, default=None
         A VAE with ``fit``, ``transform`` (posterior means),
         ``inverse_transform`` (decoder means) and ``sample_latent`` (draws
         from the learned prior), such as
-        :class:`~sklearn_vhp.VHPEstimator`. ``None`` means
-        ``VHPEstimator()`` with its defaults.
+        :class:`~sklearn_vhp.VHPEstimator`, or a
+        :class:`~sklearn.pipeline.Pipeline` whose last step is such a VAE
+        (e.g. ``make_pipeline(MinMaxScaler(), VHPEstimator())``). ``None``
+        means ``VHPEstimator()`` with its defaults.
+
+        With a pipeline, samples (``X``, the end points of
+        :meth:`interpolate`) go through the steps before the VAE, the graph's
+        nodes are the VAE's prior samples, and decoded points come back in the
+        units of ``X`` through those steps' ``inverse_transform``, applied in
+        reverse order. If a step has no ``inverse_transform`` (e.g.
+        :class:`~sklearn.preprocessing.PolynomialFeatures`), :meth:`fit`
+        warns and decoded points stay in the space the VAE sees (the output
+        of the steps before it); encoding, the graph and
+        :meth:`geodesic_distances` are unaffected.
     prefit : bool, default=False
-        Whether ``estimator`` is already fitted. If ``True`` it is copied, not
-        refitted, and :meth:`fit` only builds the graph; ``X`` then serves to
-        check the number of features.
+        Whether ``estimator`` (with a pipeline: all its steps) is already
+        fitted. If ``True`` it is copied, not refitted, and :meth:`fit` only
+        builds the graph; ``X`` then serves to check the number of features.
     n_nodes : int, default=1000
         Number of latent samples drawn from the prior as graph nodes. More
         nodes give shorter, finer paths at the cost of a larger graph.
@@ -247,9 +320,9 @@ class ManifoldInterpolator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
 
     Attributes
     ----------
-    estimator_ : estimator object
-        The fitted VAE: a clone of ``estimator`` fitted on ``X``, or a copy of
-        it when ``prefit=True``.
+    estimator_ : estimator object or Pipeline
+        The fitted VAE (or pipeline): a clone of ``estimator`` fitted on
+        ``X``, or a copy of it when ``prefit=True``.
     nodes_ : ndarray of shape (n_nodes, n_components)
         Latent samples from the learned prior: the graph's nodes.
     graph_ : scipy.sparse.csr_matrix of shape (n_nodes, n_nodes)
@@ -292,10 +365,8 @@ class ManifoldInterpolator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
     """
 
     _parameter_constraints: dict = {
-        "estimator": [
-            HasMethods(["fit", "transform", "inverse_transform", "sample_latent"]),
-            None,
-        ],
+        # A pipeline's last step is checked in fit.
+        "estimator": [HasMethods(_VAE_METHODS), Pipeline, None],
         "prefit": ["boolean"],
         "n_nodes": [Interval(Integral, 2, None, closed="left")],
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
@@ -353,11 +424,18 @@ class ManifoldInterpolator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
             The fitted interpolator.
         """
         X = validate_data(self, X, dtype=[np.float64, np.float32])
+        vae, vae_prefix = _vae_step(self._get_estimator())
+        if not HasMethods(_VAE_METHODS).is_satisfied_by(vae):
+            raise InvalidParameterError(
+                "The last step of the pipeline given as the 'estimator' parameter of "
+                f"ManifoldInterpolator must be {HasMethods(_VAE_METHODS)} (a VAE such as "
+                f"VHPEstimator). Got {vae!r} instead."
+            )
         if self.prefit:
             if self.estimator is None:
                 raise ValueError("prefit=True needs a fitted estimator; got estimator=None.")
             try:
-                check_is_fitted(self.estimator)
+                check_is_fitted(vae)
             except NotFittedError as exc:
                 raise NotFittedError(
                     "prefit=True but the estimator is not fitted; fit it first or use prefit=False."
@@ -374,12 +452,23 @@ class ManifoldInterpolator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
             estimator = clone(self._get_estimator())
             # As sklearn's ensembles do: an unseeded VAE takes its seed from
             # this random_state, so the whole interpolator is reproducible.
-            if estimator.get_params().get("random_state", 0) is None:
-                estimator.set_params(random_state=rng.randint(np.iinfo(np.int32).max))
+            if _vae_step(estimator)[0].get_params().get("random_state", 0) is None:
+                seed = rng.randint(np.iinfo(np.int32).max)
+                estimator.set_params(**{f"{vae_prefix}random_state": seed})
             estimator.fit(X)
         self.estimator_ = estimator
+        if isinstance(estimator, Pipeline):
+            missing = _steps_without_inverse(estimator)
+            if missing:
+                warnings.warn(
+                    f"The pipeline's step(s) {missing} have no inverse_transform: decoded "
+                    "points (InterpolationPath.decoded, inverse_transform) are in the space "
+                    "the VAE sees, the output of the steps before it, not in the units of X.",
+                    UserWarning,
+                    stacklevel=2,
+                )
 
-        nodes = estimator.sample_latent(
+        nodes = _vae_step(estimator)[0].sample_latent(
             self.n_nodes, random_state=rng.randint(np.iinfo(np.int32).max)
         )
         nodes = np.ascontiguousarray(nodes, dtype=np.float64)
@@ -435,6 +524,11 @@ class ManifoldInterpolator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
     def inverse_transform(self, Z):
         """Decode latent codes to data space (decoder means).
 
+        With a pipeline as ``estimator``, the VAE's decoder means go back
+        through the ``inverse_transform`` of the steps before it, in reverse
+        order, so that they are in the units of ``X``; if one of those steps
+        has none, they stay in the space the VAE sees (:meth:`fit` warned).
+
         Parameters
         ----------
         Z : array-like of shape (n_samples, n_components)
@@ -442,11 +536,45 @@ class ManifoldInterpolator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features_in_)
-            Decoded data.
+        X : ndarray of shape (n_samples, n_features)
+            Decoded data: ``n_features_in_`` columns, except for a pipeline
+            whose steps cannot all be inverted.
         """
         check_is_fitted(self)
-        return self.estimator_.inverse_transform(Z)
+        return self._decode(Z)
+
+    def _decode(self, Z):
+        if hasattr(self.estimator_, "inverse_transform"):  # a pipeline: all steps invertible
+            return np.asarray(self.estimator_.inverse_transform(Z))
+        return np.asarray(_vae_step(self.estimator_)[0].inverse_transform(Z))
+
+    def _estimator_has_score(self):
+        return hasattr(self._get_estimator(), "score")
+
+    @available_if(_estimator_has_score)
+    def score(self, X, y=None):
+        """The wrapped estimator's score: for a VAE, the held-out log-likelihood.
+
+        Lets :class:`~sklearn.model_selection.GridSearchCV` select the VAE's
+        parameters (``estimator__...``) without a ``scoring`` argument.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples to score.
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        score : float
+            ``estimator_.score(X)``: for :class:`~sklearn_vhp.VHPEstimator`
+            (and a pipeline ending with it) the mean ``log p(x)`` in nats, in
+            the space the VAE sees.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return float(self.estimator_.score(self._for_estimator(X)))
 
     @property
     def _n_features_out(self):
@@ -552,7 +680,7 @@ class ManifoldInterpolator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
             "n_neighbors or n_nodes so that the graph covers the path."
         )
 
-    def interpolate(self, x_start, x_end):
+    def interpolate(self, x_start, x_end, *, n_frames=None, spacing=None):
         """Shortest path through the latent graph between two samples.
 
         Both samples are encoded (posterior means), added to the graph as
@@ -560,19 +688,40 @@ class ManifoldInterpolator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         other when they are that close), and the shortest path between them is
         found with Dijkstra's algorithm and decoded.
 
+        By default the path is the paper's: the end points and the graph
+        nodes in between, one point per node. Where the prior's samples are
+        dense its steps are tiny, and between two clusters of the prior there
+        is one long hop, so as an animation it stalls, then jumps. With
+        ``n_frames`` or ``spacing`` the same path is resampled at equal arc
+        length in latent space and every resampled point is decoded: frames
+        at even steps along the manifold. A long hop between two clusters
+        then spreads over several frames, but stays a hop across a region the
+        prior does not cover (see the :ref:`interpolation guide
+        <interpolation>`).
+
         Parameters
         ----------
         x_start : array-like of shape (n_features,) or (1, n_features)
             Sample where the path starts.
         x_end : array-like of shape (n_features,) or (1, n_features)
             Sample where the path ends.
+        n_frames : int, default=None
+            Resample the path at this many points (at least 2, the end points
+            included) at equal latent arc length.
+        spacing : float, default=None
+            Resample the path at equal latent arc length, with consecutive
+            points at most ``spacing`` apart along the path:
+            ``ceil(length / spacing) + 1`` points. At most one of
+            ``n_frames`` and ``spacing`` may be given; with neither, the
+            path is node to node.
 
         Returns
         -------
         path : InterpolationPath
             ``latent`` (points on the path), ``nodes`` (graph node indices,
-            ``-1`` for the two end points), ``decoded`` (their decoder means)
-            and ``length`` (sum of Euclidean edge lengths in latent space).
+            ``-1`` for the two end points and for resampled points),
+            ``decoded`` (their decoder means) and ``length`` (sum of the graph
+            path's Euclidean edge lengths in latent space).
 
         Raises
         ------
@@ -581,6 +730,19 @@ class ManifoldInterpolator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
             graph; more neighbours or nodes fix that.
         """
         check_is_fitted(self)
+        validate_parameter_constraints(
+            {
+                "n_frames": [Interval(Integral, 2, None, closed="left"), None],
+                "spacing": [Interval(Real, 0, None, closed="neither"), None],
+            },
+            {"n_frames": n_frames, "spacing": spacing},
+            caller_name="ManifoldInterpolator.interpolate",
+        )
+        if n_frames is not None and spacing is not None:
+            raise ValueError(
+                "Give at most one of n_frames and spacing; got "
+                f"n_frames={n_frames!r} and spacing={spacing!r}."
+            )
         z_start = self._encode_points(x_start, "x_start")
         z_end = self._encode_points(x_end, "x_end")
         geo, last, pred = self._geodesic(z_start, z_end)
@@ -600,7 +762,12 @@ class ManifoldInterpolator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         ).astype(dtype, copy=False)
         steps = np.diff(latent.astype(np.float64), axis=0)
         length = float(np.sum(np.sqrt(np.sum(steps**2, axis=1))))
-        decoded = np.asarray(self.estimator_.inverse_transform(latent))
+        if spacing is not None:
+            n_frames = max(2, math.ceil(length / spacing) + 1)
+        if n_frames is not None:
+            latent = _resample_polyline(latent, n_frames).astype(dtype, copy=False)
+            nodes = np.full(n_frames, -1, dtype=np.int64)
+        decoded = self._decode(latent)
         return InterpolationPath(latent=latent, nodes=nodes, decoded=decoded, length=length)
 
     def geodesic_distances(self, X, Y=None):

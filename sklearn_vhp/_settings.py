@@ -25,11 +25,10 @@ import numpy as np
 import scipy.linalg
 import torch
 from sklearn import get_config
-from sklearn.utils._chunking import get_chunk_n_rows  # public in sklearn < 1.8
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import svd_flip
 from threadpoolctl import ThreadpoolController
 
+from ._compat import Interval, StrOptions, get_chunk_n_rows
 from ._schedules import check_beta_init
 
 #: Default REWO tolerance ``κ`` (an RMS error per element, in units of the

@@ -96,8 +96,11 @@ def test_progress_bar_under_verbose(linear_gaussian, capsys):
     est = est.set_params(n_eval_samples=50)
     quiet = est.score_samples(rows)
     assert "score_samples" not in capsys.readouterr().err
-    est.set_params(verbose=1)
+    est.set_params(verbose=1)  # bars on fit only: scoring stays quiet
     try:
+        est.score_samples(rows)
+        assert "score_samples" not in capsys.readouterr().err
+        est.set_params(verbose=2)
         with config_context(working_memory=0.01):  # several row chunks
             loud = est.score_samples(rows)
     finally:

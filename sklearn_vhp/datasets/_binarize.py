@@ -1,9 +1,11 @@
 """Dynamic binarisation: binary images drawn anew from grey levels."""
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .._compat import fit_context as _fit_context
 
 
 class DynamicBinarizer(TransformerMixin, BaseEstimator):

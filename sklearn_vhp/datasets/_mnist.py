@@ -4,7 +4,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-from sklearn.utils._param_validation import StrOptions, validate_params
+
+from .._compat import StrOptions, validate_params
 
 _SPLITS = ("train", "valid", "test")
 

@@ -4,8 +4,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-from sklearn.utils._param_validation import StrOptions, validate_params
 
+from .._compat import StrOptions, validate_params
 from ._mnist import _default_data_homes
 
 OMNIGLOT_FILE = "chardata.mat"

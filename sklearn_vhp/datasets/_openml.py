@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.datasets import fetch_openml, get_data_home
 from sklearn.utils import Bunch
-from sklearn.utils._param_validation import StrOptions, validate_params
+
+from .._compat import StrOptions, validate_params
 
 #: OpenML name, rows of the training split (the rest is the test split).
 _DATASETS = {
