@@ -165,12 +165,6 @@ class StreamedBatches:
         """The buffers of one epoch, on the device (run in the prefetch thread)."""
         X, skip, rows = self.X, self.skip, self.block_rows
         pin = self.device.type == "cuda"
-        # On a CPU the buffers are the training tensors: three slots are
-        # reused in turn (the prefetch queue holds one buffer and the loop
-        # trains on another while the third is filled; a buffer is done with
-        # before its slot comes round again), so an epoch allocates no
-        # buffer-sized blocks after its first three.
-        slots, n_yielded = (None if self.device.type != "cpu" else []), 0
         for g in range(0, len(order), self.buffer_blocks):
             blocks = []
             for b in order[g : g + self.buffer_blocks]:
@@ -180,17 +174,7 @@ class StreamedBatches:
             total = sum(e - a - len(out) for a, e, out in blocks)
             if total == 0:
                 continue
-            if slots is None:
-                buf = torch.empty((total, X.shape[1]), dtype=torch.float32, pin_memory=pin)
-            else:
-                if len(slots) < 3:
-                    size = max(total, min(X.shape[0], rows * self.buffer_blocks))
-                    slots.append(torch.empty((size, X.shape[1]), dtype=torch.float32))
-                i = n_yielded % 3  # three buffers in a row never share a slot
-                if slots[i].shape[0] < total:  # (never: a buffer holds at most its blocks)
-                    slots[i] = torch.empty((total, X.shape[1]), dtype=torch.float32)
-                buf = slots[i][:total]
-            n_yielded += 1
+            buf = torch.empty((total, X.shape[1]), dtype=torch.float32, pin_memory=pin)
             host, pos = buf.numpy(), 0
             for a, e, out in blocks:
                 block = X[a:e] if not len(out) else np.delete(X[a:e], out, axis=0)
