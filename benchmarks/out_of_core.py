@@ -450,6 +450,9 @@ def _worker_main(kind, cfg_json):
 def run_worker(kind, cfg, timeout=None):
     """Run one measurement in a fresh subprocess at 1 thread; its RESULT line as a dict."""
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    # The package from this checkout, installed or not.
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     proc = subprocess.run(
         [sys.executable, __file__, "--worker", kind, json.dumps(cfg)],
         env=env,
