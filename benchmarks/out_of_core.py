@@ -37,9 +37,21 @@ table:
    path, against one process scoring the same blocks in turn; rows/s of both
    (``n_eval_samples=--dask-eval-samples``, small, to keep it minutes).
 
+5. **Memory against the budget** (``--memory-table``, issue 23): peak
+   ``RssAnon`` of a streamed ``fit`` over float32 memmaps of
+   ``--memory-sizes-gb`` (0.6, 1.2, 6 GB) at each of ``--memory-budgets``
+   (``working_memory`` 64 and 1024 MiB; a file smaller than the budget is
+   fitted in memory, from its file-backed pages), Bernoulli likelihood, 8
+   components, ``batch_size=1024``, four hidden layers of 256, stopped after
+   ``--memory-steps`` Adam steps (the set-up, a one-pass scan of the whole
+   file and its subsample, runs in full), against the same fit on the first
+   2,000 rows in memory (one step: an epoch). The bound checked: peak
+   ``RssAnon`` minus the in-memory fit's <= 3 x ``working_memory`` + 100 MiB.
+
     python benchmarks/out_of_core.py                    # 1, 3, 6 GB: tens of minutes
     python benchmarks/out_of_core.py --quick            # smoke run: minutes
     python benchmarks/out_of_core.py --sizes-gb 1 --skip dask
+    python benchmarks/out_of_core.py --memory-table     # 5. only: 0.6-6 GB float32 files
 
 Targets (issue 16): peak RssAnon <= 1.5 GB whatever the file's size,
 streaming throughput >= 0.8x in-memory, NLL within 1 nat in 2 and 3.
@@ -66,10 +78,10 @@ MNIST_ROWS = 50_000
 
 
 # -------------------------------------------------------------- the files
-def write_tiled(path, n_rows, base, chunk_rows=MNIST_ROWS):
-    """Write ``n_rows`` rows of ``base`` tiled as a uint8 ``.npy``, chunk by chunk."""
+def write_tiled(path, n_rows, base, chunk_rows=MNIST_ROWS, dtype=np.uint8):
+    """Write ``n_rows`` rows of ``base`` tiled as a ``dtype`` ``.npy``, chunk by chunk."""
     header = {
-        "descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
+        "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
         "fortran_order": False,
         "shape": (int(n_rows), base.shape[1]),
     }
@@ -78,7 +90,7 @@ def write_tiled(path, n_rows, base, chunk_rows=MNIST_ROWS):
         for start in range(0, n_rows, chunk_rows):
             stop = min(n_rows, start + chunk_rows)
             idx = np.arange(start, stop) % base.shape[0]
-            f.write(np.ascontiguousarray(base[idx], dtype=np.uint8).tobytes())
+            f.write(np.ascontiguousarray(base[idx], dtype=dtype).tobytes())
     return path
 
 
@@ -308,7 +320,122 @@ def worker_dask(cfg):
     }
 
 
-WORKERS = {"fit": worker_fit, "partial_fit": worker_partial_fit, "dask": worker_dask}
+def worker_memory(cfg):
+    """Peak RssAnon of one fit (streamed, or the first rows in memory) stopped after some steps."""
+    import torch
+    from sklearn import config_context
+
+    torch.set_num_threads(1)
+    X = np.load(cfg["path"], mmap_mode="r")
+    if cfg["mode"] == "memory":
+        X = np.asarray(X[: cfg["memory_rows"]], dtype=np.float32)
+    est = _estimator(
+        cfg,
+        n_components=8,
+        likelihood="bernoulli",
+        batch_size=cfg["memory_batch"],
+        hidden_layer_sizes=(256,) * 4,
+        max_iter=1,
+    )
+    steps = []
+
+    def hook(optimizer, args, kwargs):
+        steps.append(time.perf_counter())
+        if len(steps) >= cfg["memory_steps"]:
+            raise _Stop
+
+    before = MemorySampler.status()
+    sampler = MemorySampler(interval=0.005)
+    sampler.start()
+    handle = _after_each_step(hook)
+    start = time.perf_counter()
+    try:
+        with config_context(working_memory=cfg["budget"]):
+            est.fit(X)
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+    memory = sampler.stop()
+    return {
+        "rows": int(X.shape[0]),
+        "steps": len(steps),
+        "rss_anon": memory["RssAnon"],
+        "rss_anon_before": before.get("RssAnon", 0),
+        "setup_s": (steps[0] if steps else time.perf_counter()) - start,
+        "streamed": X.size * 4 > cfg["budget"] * 2**20 and cfg["mode"] != "memory",
+    }
+
+
+def memory_table(args):
+    """Table 5: peak RssAnon of streamed fits against the budget (float32 files)."""
+    from sklearn_vhp.datasets import load_binarized_mnist
+
+    train = load_binarized_mnist("train", data_home=args.data_home)
+    cfg = {
+        "seed": args.seed,
+        "batch_size": args.memory_batch,
+        "eval_samples": 10,
+        "memory_batch": args.memory_batch,
+        "memory_steps": args.memory_steps,
+        "memory_rows": 2000,
+    }
+    results = {}
+    with tempfile.TemporaryDirectory(dir=args.tmpdir, prefix="vhp_memory_") as tmp:
+        small = write_tiled(Path(tmp) / "small.npy", 2000, train, dtype=np.float32)
+        for budget in args.memory_budgets:
+            print(f"in-memory fit, 2,000 rows, working_memory={budget:g} ...", flush=True)
+            results[("memory", budget)] = run_worker(
+                "memory", {**cfg, "path": str(small), "mode": "memory", "budget": budget}
+            )
+            print(f"  {results[('memory', budget)]}", flush=True)
+        for size in args.memory_sizes_gb:
+            path = Path(tmp) / f"f32_{size:g}gb.npy"
+            print(f"writing {size:g} GB (float32) ...", flush=True)
+            write_tiled(path, int(size * 1e9) // (ROW * 4), train, dtype=np.float32)
+            try:
+                for budget in args.memory_budgets:
+                    print(f"fit, {size:g} GB, working_memory={budget:g} ...", flush=True)
+                    r = run_worker(
+                        "memory", {**cfg, "path": str(path), "mode": "stream", "budget": budget}
+                    )
+                    results[(size, budget)] = r
+                    print(f"  {r}", flush=True)
+            finally:
+                path.unlink()
+    mib = 2**20
+    lines = [
+        f"Peak RssAnon of a fit (Bernoulli, 8 components, batch {args.memory_batch}, "
+        f"hidden 4 x 256) stopped after {args.memory_steps} steps, against the same fit "
+        "on 2,000 rows in memory; 1 torch thread per process.",
+        "",
+        "| file (float32) | rows | working_memory (MiB) | path | peak RssAnon (MiB) "
+        "| minus in-memory (MiB) | bound 3 x wm + 100 (MiB) | holds |",
+        "|---|---:|---:|---|---:|---:|---:|---|",
+    ]
+    for (size, budget), r in results.items():
+        base = results[("memory", budget)]["rss_anon"]
+        over = (r["rss_anon"] - base) / mib
+        bound = 3 * budget + 100
+        name = "2,000 rows in memory" if size == "memory" else f"{size:g} GB"
+        path = "streamed" if r["streamed"] else "in memory"
+        holds = "" if size == "memory" else ("yes" if over <= bound else "**no**")
+        lines.append(
+            f"| {name} | {r['rows']:,} | {budget:g} | {path} | {r['rss_anon'] / mib:,.0f} "
+            f"| {over:+,.0f} | {bound:,.0f} | {holds} |"
+        )
+    table = "\n".join(lines)
+    print()
+    print(table)
+    return results
+
+
+WORKERS = {
+    "fit": worker_fit,
+    "partial_fit": worker_partial_fit,
+    "dask": worker_dask,
+    "memory": worker_memory,
+}
 
 
 def _worker_main(kind, cfg_json):
@@ -323,6 +450,9 @@ def _worker_main(kind, cfg_json):
 def run_worker(kind, cfg, timeout=None):
     """Run one measurement in a fresh subprocess at 1 thread; its RESULT line as a dict."""
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    # The package from this checkout, installed or not.
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     proc = subprocess.run(
         [sys.executable, __file__, "--worker", kind, json.dumps(cfg)],
         env=env,
@@ -414,10 +544,19 @@ def main(argv=None):
     parser.add_argument("--skip", nargs="*", default=[], choices=["partial_fit", "dask"])
     parser.add_argument("--data-home", default="/work/shared/data")
     parser.add_argument("--tmpdir", default=None, help="where the big files go (default: TMPDIR)")
+    parser.add_argument("--memory-table", action="store_true", help="table 5 only")
+    parser.add_argument("--memory-sizes-gb", type=float, nargs="+", default=[0.6, 1.2, 6.0])
+    parser.add_argument("--memory-budgets", type=float, nargs="+", default=[64, 1024])
+    parser.add_argument("--memory-steps", type=int, default=100)
+    parser.add_argument("--memory-batch", type=int, default=1024)
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         _worker_main(*args.worker)
+    if args.memory_table:
+        if args.quick:
+            args.memory_sizes_gb, args.memory_budgets, args.memory_steps = [0.02], [4, 64], 5
+        return memory_table(args)
     if args.quick:
         args.sizes_gb, args.working_memory = [0.05, 0.1], 16
         args.iterations, args.memory_rows = 200, 10_000

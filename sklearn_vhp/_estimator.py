@@ -22,8 +22,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import Bunch, check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _inference, _persistence, _settings
+from . import _data, _inference, _persistence, _settings
 from ._compat import fit_context as _fit_context
+from ._compat import validate_parameter_constraints
 from ._schedules import make_schedule
 from ._settings import to_tensor as _to_tensor
 from ._torch.factory import build_vae
@@ -405,6 +406,15 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             With ``early_stopping=True``: a validation score over chunks would
             compare different data (as in scikit-learn's MLP).
         """
+        # scikit-learn's _fit_context validates partial_fit's parameters on the
+        # first call only (and runs it with validation switched off); the
+        # settings may change between calls (set_params), so they are checked
+        # on every call, before anything changes.
+        validate_parameter_constraints(
+            self._parameter_constraints,
+            self.get_params(deep=False),
+            caller_name=self.__class__.__name__,
+        )
         if self.early_stopping:
             raise ValueError(
                 "partial_fit does not support early_stopping=True: each call sees "
@@ -430,7 +440,13 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         forget_precisions(self.module_)
         epochs = 1 if incremental else _settings.epochs(self, source.n_samples)
         try:
-            self._train(source, epochs, val, warn=not incremental)
+            self._train(
+                source,
+                epochs,
+                val,
+                warn=not incremental,
+                resume="Call partial_fit again to continue." if incremental else None,
+            )
         finally:
             # Also after a FloatingPointError: the model kept (the last finite
             # state) gets its own variance, not the training one.
@@ -453,7 +469,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         continuing = hasattr(self, "module_") and (self.warm_start or incremental)
         if continuing:
             _settings.check_warm_start(self)
-        streamed = _settings.streams(X)
+        streamed = _data.streams(X)
         if streamed:  # X stays where it is; the settings follow a subsample
             X, sample = self._validate_streamed(X, continuing)
         else:  # finite values are checked by the scan below
@@ -465,7 +481,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                 ensure_all_finite=False,
             )
         # One pass over X: finite values, bounds and (likelihood="auto") binary data.
-        scan = _settings.scan_rows(X, binary=not continuing and self.likelihood == "auto")
+        scan = _data.scan_rows(X, binary=not continuing and self.likelihood == "auto")
         hidden = _settings.hidden_layer_sizes(self, X.shape[0])
         _settings.check_fit_input(self, sample, continuing, scan)
         if not continuing:
@@ -482,7 +498,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         if streamed:
             held_out = None
             if self.early_stopping:
-                held_out = _settings.held_out_rows(self, X.shape[0], self._validation_seed)
+                held_out = _data.held_out_rows(self, X.shape[0], self._validation_seed)
             X_train, X_val = sample, None if held_out is None else X[held_out]
             n_train = X.shape[0] - (0 if held_out is None else held_out.shape[0])
         else:
@@ -504,7 +520,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             self.validation_scores_ = []
         if streamed:  # the rows on the device are the subsample's
             rows = _to_tensor(sample, torch.float32, self.device_)
-            block_rows, buffer_blocks = _settings.stream_blocks(X.shape[1], self.batch_size)
+            block_rows, buffer_blocks = _data.stream_blocks(X.shape[1], self.batch_size)
             source = StreamedBatches(
                 X,
                 self.batch_size,
@@ -527,24 +543,24 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
 
         Returns ``X`` (as given) and a bounded float64 subsample of its rows;
         sets ``n_features_in_`` (or checks it). Its values are checked by
-        :func:`._settings.scan_rows` in one pass.
+        :func:`._data.scan_rows` in one pass.
         """
         # Two rows go through scikit-learn's validation: dimensions, dtype,
         # n_features_in_ (set, or checked when continuing), feature names.
         validate_data(self, X[:2], dtype=[np.float64, np.float32], reset=not continuing)
         stream = self._seed_stream if continuing else check_random_state(self.random_state)
-        sample = _settings.subsample_rows(X, [int(stream.randint(2**31 - 1)), 1])
+        sample = _data.subsample_rows(X, [int(stream.randint(2**31 - 1)), 1])
         return X, sample
 
     def _split_validation(self, X):
-        return _settings.split_validation(self, X, getattr(self, "_validation_seed", None))
+        return _data.split_validation(self, X, getattr(self, "_validation_seed", None))
 
     def _initialize(self, X, hidden, rng, n_samples=None, scan=None):
         """Set all first-fit state: resolved settings, module, optimiser, schedule.
 
         ``X``: the training rows, or a subsample of the ``n_samples`` rows
         of a streamed ``fit``; ``scan``: the training data's
-        :func:`._settings.scan_rows`, if known.
+        :func:`._data.scan_rows`, if known.
         """
         resolved = _settings.resolve(self, X, hidden, n_samples, scan)
         self.device_, self.likelihood_ = resolved.device, resolved.likelihood
@@ -577,7 +593,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         self.validation_scores_ = [] if self.early_stopping else None
         self.best_validation_score_ = None
 
-    def _train(self, source, epochs, val=None, warn=True):
+    def _train(self, source, epochs, val=None, warn=True, resume=None):
         """Hand the model and a batch source to the training engine; read its state back."""
         module = self.module_
         trainer = Trainer(
@@ -595,6 +611,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             prior_scaled=self._prior_scaled,
             divergences=self.divergences_,
             verbose=self.verbose,
+            **({} if resume is None else {"resume": resume}),
         )
         early = None if val is None else self._early_stopping(val)
         try:
@@ -695,7 +712,10 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         samples from the joint proposal ``q(z|x) q(ζ|z)`` (``q(z|x)`` for the
         standard prior): a stochastic lower bound that tightens as ``S`` grows
         (see :ref:`model`). Every row sees the same noise, so a row's value
-        does not depend on the other rows and repeated calls agree. The
+        does not depend on the other rows and repeated calls agree (to the
+        rounding of float32 matrix products, whose kernels change with the
+        number of rows scored together: within ``1e-5 (|log p| +
+        n_features)`` nats, see :ref:`out_of_core`). The
         networks run in the precision of ``X`` (float32 is about twice as
         fast on a CPU, within ~1e-4 nats); the sum over samples is
         accumulated in float64. Rows and samples are chunked to fit

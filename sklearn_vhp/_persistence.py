@@ -1,14 +1,22 @@
 """Persistence of a VHPEstimator: its state for pickle, joblib and ``skops.io``.
 
 The weights and Adam's state are stored as numpy arrays (no torch pickles),
-with the package version, a state format number and a SHA-256 checksum of
-those arrays, so that loading can tell a model saved by an incompatible
-version, or damaged, from a good one. ``VHPEstimator.__getstate__`` and
-``__setstate__`` delegate here.
+with the package version, a state format number and SHA-256 checksums of the
+whole state -- every attribute: weights, Adam's moments, ``history_``, the β
+schedule, the seeds, the network configuration, the constructor's
+parameters -- so that loading can tell a model saved by an incompatible
+version, or damaged, from a good one. The checksums are computed from a
+canonical byte encoding of each attribute (:func:`_canonical`: arrays and
+tensors by dtype, shape and bytes, floats by their IEEE bytes, containers
+and objects element by element, objects by their class and
+``__getstate__``), so anything the state holds, a user's torch module
+included, is covered without a special case. ``VHPEstimator.__getstate__``
+and ``__setstate__`` delegate here.
 """
 
 import hashlib
 import io
+import struct
 import warnings
 from numbers import Integral
 
@@ -20,8 +28,19 @@ from ._training import make_adam
 
 #: Version of the layout of ``VHPEstimator.__getstate__``. 1: the torch state
 #: as ``torch.save`` bytes (before 0.1.0.dev0 recorded versions); 2: numpy
-#: arrays with a checksum.
-STATE_FORMAT = 2
+#: arrays with a checksum of the weights and Adam's arrays; 3: the same with a
+#: checksum of every attribute (``_state_checksum``).
+STATE_FORMAT = 3
+
+#: What the attributes of the state are, in the damage report.
+PART_NAMES = {
+    "module_": "the weights",
+    "_optimizer_state": "Adam's state",
+    "history_": "the training history",
+    "schedule_": "the β schedule",
+    "_module_config": "the network configuration",
+    "_seed_stream": "the random state",
+}
 
 #: Fitted attributes a loaded model needs to predict and to continue training.
 FITTED_STATE = (
@@ -47,9 +66,8 @@ def get_state(state):
     """The picklable form of an estimator's ``__dict__`` ``state``."""
     from . import __version__
 
-    state = dict(state)
+    state = {"_state_format": STATE_FORMAT, **state}
     state["_sklearn_vhp_version"] = __version__
-    state["_state_format"] = STATE_FORMAT
     if "module_" in state:
         module, optimizer = state["module_"], state["_optimizer"]
         weights = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
@@ -63,31 +81,84 @@ def get_state(state):
         }
         state["module_"] = weights
         state["_optimizer_state"] = optimizer
-        state["_weights_checksum"] = _checksum(weights, optimizer["state"])
         state["device_"] = str(state["device_"])
         state.pop("_optimizer", None)
+    # Last in the pickle, far from the format number at its start: damage to
+    # one cannot also hide the other.
+    state["_state_checksum"] = state_checksums(state)
     return state
+
+
+def state_checksums(state):
+    """SHA-256 (hex) of each entry of ``state`` (a dict), by key, from :func:`_canonical`.
+
+    Each digest covers its key too: pickle stores a key string once for the
+    state and its checksums, so damage to it renames both.
+    """
+    out = {}
+    for key, value in state.items():
+        digest = hashlib.sha256()
+        _canonical(key, digest.update, set())
+        _canonical(value, digest.update, set())
+        out[key] = digest.hexdigest()
+    return out
+
+
+def _check_state(state, saved_by):
+    """Raise ``ValueError`` naming the damaged parts unless ``state`` matches its checksums."""
+    saved = state.pop("_state_checksum", None)
+    try:
+        found = state_checksums(state)
+    except Exception:  # noqa: BLE001 -- a value no saved state holds: damage
+        found = None
+    if isinstance(saved, dict) and found == saved:
+        return
+    if not isinstance(saved, dict) or found is None:
+        parts = ["the checksums themselves" if found is not None else "an unreadable value"]
+    else:
+        keys = sorted(set(saved) | set(found), key=str)
+        parts = [
+            PART_NAMES.get(k, repr(k)) if isinstance(k, str) else repr(k)
+            for k in keys
+            if saved.get(k) != found.get(k)
+        ]
+    raise ValueError(
+        f"This VHPEstimator file is damaged (saved by {saved_by}): the SHA-256 checksums "
+        "saved with its state do not match its content, in "
+        f"{', '.join(parts[:6])}{' ...' if len(parts) > 6 else ''}. Load an undamaged "
+        "copy or refit the model."
+    )
 
 
 def set_state(state):
     """An estimator's ``__dict__`` from :func:`get_state`'s form, checked."""
     from . import __version__
 
-    saved_version = state.pop("_sklearn_vhp_version", None)
-    state_format = state.pop("_state_format", 1)
-    checksum = state.pop("_weights_checksum", None)
-    optimizer_state = state.pop("_optimizer_state", None)
+    saved_version = state.get("_sklearn_vhp_version")
+    state_format = state.get("_state_format", 1)
     saved_by = (
         f"sklearn-vhp {saved_version}"
-        if saved_version
+        if isinstance(saved_version, str)
         else "a sklearn-vhp older than 0.1.0.dev0 (which did not record its version)"
     )
-    if not isinstance(state_format, Integral) or state_format > STATE_FORMAT:
+    if isinstance(state_format, Integral) and state_format > STATE_FORMAT:
         raise ValueError(
             f"This VHPEstimator was saved by {saved_by} in state format {state_format!r}; "
             f"sklearn-vhp {__version__} reads formats up to {STATE_FORMAT}. Upgrade "
             "sklearn-vhp to load it."
         )
+    if state_format == STATE_FORMAT or "_state_checksum" in state:
+        _check_state(state, saved_by)  # before anything is read
+    elif state_format not in (1, 2) or isinstance(state_format, bool):
+        raise ValueError(
+            f"This VHPEstimator file is damaged (saved by {saved_by}): its state format "
+            f"{state_format!r} is not one sklearn-vhp ever wrote. Load an undamaged copy "
+            "or refit the model."
+        )
+    state.pop("_sklearn_vhp_version", None)
+    state.pop("_state_format", None)
+    checksum = state.pop("_weights_checksum", None)
+    optimizer_state = state.pop("_optimizer_state", None)
     blob = state.get("module_")
     if blob is None:  # not fitted
         return state
@@ -119,7 +190,11 @@ def set_state(state):
             ) from exc
         weights, optimizer_state = saved["module"], saved["optimizer"]
     else:
-        if checksum is None or checksum != _checksum(blob, optimizer_state["state"]):
+        # Format 2 checked its weights and Adam's arrays only; format 3 was
+        # checked whole above.
+        if state_format == 2 and (
+            checksum is None or checksum != _checksum(blob, optimizer_state["state"])
+        ):
             raise ValueError(
                 f"The weights of this VHPEstimator (saved by {saved_by}) are damaged: "
                 "their SHA-256 checksum does not match the one saved with them. Load an "
@@ -203,3 +278,101 @@ def _checksum(weights, optimizer_state):
             if isinstance(value, np.ndarray):
                 add(f"{i}.{key}", value)
     return digest.hexdigest()
+
+
+def _canonical(obj, feed, active):
+    """Feed a canonical byte encoding of ``obj`` to ``feed`` (a hash's ``update``).
+
+    Equal states give equal bytes whatever their memory layout or the order
+    of a dict's keys: arrays and tensors by dtype, shape and C-order bytes
+    (object arrays element by element), floats by their IEEE-754 bytes,
+    strings as UTF-8, containers element by element (a dict by sorted
+    encoded keys), classes and functions by name, any other object by its
+    class and its ``__getstate__()`` (a torch module: its parameters,
+    buffers, submodules and settings). ``active``: ids of the containers
+    being encoded (a reference cycle is encoded as a marker).
+    """
+    if obj is None or obj is Ellipsis:
+        feed(b"N" if obj is None else b"E")
+    elif isinstance(obj, bool | np.bool_):
+        feed(b"B1" if obj else b"B0")
+    elif isinstance(obj, Integral):
+        feed(b"I%d;" % int(obj))
+    elif isinstance(obj, float):
+        feed(b"F" + struct.pack("<d", obj))
+    elif isinstance(obj, complex):
+        feed(b"C" + struct.pack("<dd", obj.real, obj.imag))
+    elif isinstance(obj, str):
+        data = obj.encode("utf-8", "surrogatepass")
+        feed(b"S%d;" % len(data) + data)
+    elif isinstance(obj, bytes | bytearray | memoryview):
+        data = bytes(obj)
+        feed(b"Y%d;" % len(data) + data)
+    elif isinstance(obj, np.generic):  # a numpy scalar: a 0-d array
+        _canonical(np.asarray(obj), feed, active)
+    elif isinstance(obj, np.ndarray):
+        header = f"A{obj.dtype.str}|{obj.dtype.descr if obj.dtype.fields else ''}|{obj.shape};"
+        feed(header.encode())
+        if obj.dtype.hasobject:
+            items = obj.ravel(order="C").tolist()
+            if all(type(item) is str for item in items):  # e.g. history_["phase"]: at once
+                data = [item.encode("utf-8", "surrogatepass") for item in items]
+                feed(b"s" + np.array([len(d) for d in data], dtype="<i8").tobytes())
+                feed(b"".join(data))
+            else:
+                for item in items:
+                    _canonical(item, feed, active)
+        else:
+            feed(np.ascontiguousarray(obj).tobytes())
+    elif torch.is_tensor(obj):
+        t = obj.detach().cpu().contiguous()
+        feed(f"T{type(obj).__name__}|{t.dtype}|{tuple(t.shape)};".encode())
+        feed(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(obj, torch.device | torch.dtype | np.dtype):
+        feed(f"V{type(obj).__name__}|{obj};".encode())
+    elif isinstance(obj, type) or callable(obj) and hasattr(obj, "__qualname__"):
+        name = f"{getattr(obj, '__module__', '')}.{obj.__qualname__}"
+        feed(f"G{name};".encode())
+    else:
+        if id(obj) in active:
+            feed(b"R")
+            return
+        active.add(id(obj))
+        try:
+            _canonical_container(obj, feed, active)
+        finally:
+            active.discard(id(obj))
+
+
+def _canonical_container(obj, feed, active):
+    """:func:`_canonical` of a container or an object with a state."""
+    kind = f"{type(obj).__module__}.{type(obj).__qualname__}"
+    if isinstance(obj, dict):
+        items = []
+        for key, value in obj.items():
+            parts = []
+            _canonical(key, parts.append, active)
+            items.append((b"".join(parts), value))
+        items.sort(key=lambda item: item[0])
+        feed(f"D{kind}|{len(items)};".encode())
+        for key, value in items:
+            feed(key)
+            _canonical(value, feed, active)
+    elif isinstance(obj, list | tuple):
+        feed(f"L{kind}|{len(obj)};".encode())
+        for item in obj:
+            _canonical(item, feed, active)
+    elif isinstance(obj, set | frozenset):
+        encoded = []
+        for item in obj:
+            parts = []
+            _canonical(item, parts.append, active)
+            encoded.append(b"".join(parts))
+        feed(f"Q{kind}|{len(encoded)};".encode())
+        for item in sorted(encoded):
+            feed(item)
+    else:
+        getstate = getattr(obj, "__getstate__", None)
+        state = getstate() if getstate is not None else None
+        feed(f"O{kind};".encode())
+        _canonical(state, feed, active)

@@ -11,6 +11,7 @@ one chunk-sizing helper (:func:`chunk_rows`), the one entry of data into
 torch (:func:`to_tensor`) and the torch threads of a call (:func:`call_threads`).
 """
 
+import ctypes
 import functools
 import math
 import os
@@ -18,12 +19,12 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from numbers import Integral, Real
+from pathlib import Path
 
 import numpy as np
 import scipy.linalg
 import torch
 from sklearn import get_config
-from sklearn.utils import assert_all_finite
 from sklearn.utils.extmath import svd_flip
 from threadpoolctl import ThreadpoolController
 
@@ -47,16 +48,6 @@ AUTO_EPOCHS, AUTO_MIN_ITERATIONS = (25, 200), 4000
 #: Largest chunk (MiB of temporaries) of ``score_samples`` and early-stopping
 #: validation on a CPU: chunks of a few MiB stay in cache (1.3-2x faster).
 CPU_CHUNK_MIB = 16
-#: Streamed ``fit``: rows of the bounded subsample the settings, the PCA
-#: start, the noise-variance calibration and the prior's standardisation are
-#: computed from (fewer when ``working_memory`` does not hold them as
-#: float64, but at least ``SUBSAMPLE_ROWS[0]``), and the most validation
-#: rows early stopping holds out.
-SUBSAMPLE_ROWS = (1000, 10000)
-STREAM_VALIDATION_ROWS = 10000
-#: Streamed ``fit``: blocks per shuffle buffer, and buffers per memory budget
-#: (three exist at a time: one trains, one waits, one is being read).
-BUFFER_BLOCKS, BUDGET_BUFFERS = 8, 4
 
 
 #: Parameters fixed by the fitted model: its networks, likelihood, device and
@@ -272,13 +263,27 @@ def check_fit_input(est, X, continuing, scan):
             "sklearn.preprocessing.StandardScaler or MinMaxScaler."
         )
     span = high - low
-    if span > math.sqrt(limit):
+    # A mini-batch's squared errors are summed in float32 (the constraint C).
+    elements = max(1, min(est.batch_size, X.shape[0])) * max(1, X.shape[1])
+    if span > math.sqrt(limit / elements):
         raise ValueError(
-            f"X spans {span:.3g}: its squared reconstruction errors (and the automatic "
-            f"noise variance and kappa, which scale with the data's spread) overflow "
-            f"float32 (above {limit:.3g}), the precision the model is trained in. "
-            "Scale the data, e.g. with sklearn.preprocessing.StandardScaler or MinMaxScaler."
+            f"X spans {span:.3g}: the squared reconstruction errors of a mini-batch "
+            f"({elements:,} values, up to {span:.3g}² each; and the automatic noise "
+            "variance and kappa, which scale with the data's spread) overflow float32 "
+            f"(above {limit:.3g}), the precision the model is trained in. Scale the "
+            "data, e.g. with sklearn.preprocessing.StandardScaler or MinMaxScaler."
         )
+    variance = getattr(est, "_train_noise_variance", None) if continuing else None
+    if variance and getattr(est, "likelihood_", None) == "gaussian":
+        # A fitted model's Gaussian terms divide the squared errors by its
+        # training variance, which followed the data it was fitted on.
+        if span * span / variance > limit / elements:
+            raise ValueError(
+                f"X spans {span:.3g}: its squared reconstruction errors in units of this "
+                f"model's training noise variance ({variance:.3g}, from the data it was "
+                f"fitted on) overflow float32 (above {limit:.3g}). Scale X as the "
+                "training data were scaled, or refit on data of this scale."
+            )
     # The automatic settings' own rule (data_scale), so the check follows it.
     if (
         not continuing
@@ -333,116 +338,6 @@ def check_float_params(est):
                 "precision the model is trained in. Scale the data and use a variance on "
                 "its (squared) scale, or noise_variance='auto'."
             )
-
-
-def split_validation(est, X, seed):
-    """``(X_train, X_val)``: the early-stopping split, or ``(X, None)``."""
-    if not est.early_stopping:
-        return X, None
-    n = X.shape[0]
-    n_val = int(math.ceil(est.validation_fraction * n))
-    if n_val < 2 or n - n_val < 1:
-        raise ValueError(
-            f"The validation set for early stopping is too small: validation_fraction="
-            f"{est.validation_fraction} of {n} samples gives {n_val} validation and "
-            f"{n - n_val} training rows (need at least 2 and 1). Increase "
-            "validation_fraction or the number of samples, or set early_stopping=False."
-        )
-    perm = np.random.RandomState(seed).permutation(n)
-    return X[np.sort(perm[n_val:])], X[np.sort(perm[:n_val])]
-
-
-def streams(X):
-    """Whether ``fit`` streams ``X`` from host memory instead of copying it to the device.
-
-    For a numeric 2-D numpy array (a memmap included) whose float32 copy is
-    larger than scikit-learn's ``working_memory``; other inputs are
-    validated into memory as usual.
-    """
-    return (
-        isinstance(X, np.ndarray)
-        and X.ndim == 2
-        and X.dtype.kind in "biuf"
-        and X.size * 4 > get_config()["working_memory"] * 2**20
-    )
-
-
-def stream_blocks(n_features, batch_size):
-    """``(block_rows, buffer_blocks)`` of a streamed ``fit``: a buffer is a
-    :data:`BUDGET_BUFFERS`-th of ``working_memory`` as float32 (at least a batch)."""
-    buffer_rows = max(batch_size, chunk_rows(4 * n_features) // BUDGET_BUFFERS)
-    return max(1, buffer_rows // BUFFER_BLOCKS), BUFFER_BLOCKS
-
-
-#: Bytes of ``X`` per block of :func:`scan_rows`: a block stays in the CPU's
-#: cache while its checks run, so the data are read from memory once.
-SCAN_BLOCK_BYTES = 2**21
-
-
-@dataclass
-class Scan:
-    """What one pass over the data found: its ``(low, high)`` bounds and whether it is binary."""
-
-    low: float
-    high: float
-    binary: bool
-
-
-def scan_rows(X, binary=True):
-    """Bounds of ``X`` and whether every value is 0 or 1, in one pass of cache-sized blocks.
-
-    Float rows are checked to be finite on the way (a NaN or infinity shows
-    in a block's bounds; then ``ValueError`` as scikit-learn's validation
-    raises it). ``binary=False`` skips the 0/1 test (``binary`` is then
-    ``False``). One sequential pass: the in-memory data's checks (three
-    passes and temporaries of the whole data before) and a streamed
-    ``fit``'s, which must not read a memmap twice.
-    """
-    low, high = math.inf, -math.inf
-    step = max(1, SCAN_BLOCK_BYTES // max(1, X.itemsize * X.shape[1]))
-    for start in range(0, X.shape[0], step):
-        block = X[start : start + step]
-        lo, hi = float(block.min()), float(block.max())
-        if not (math.isfinite(lo) and math.isfinite(hi)):
-            assert_all_finite(block, input_name="X")
-        low, high = min(low, lo), max(high, hi)
-        # Binary iff in [0, 1] and every nonzero entry is a 1.
-        binary = binary and low >= 0 and high <= 1
-        binary = binary and np.count_nonzero(block) == np.count_nonzero(block == 1)
-    if X.size == 0:
-        low = high = 0.0
-    return Scan(low, high, binary)
-
-
-def subsample_rows(X, seed):
-    """A bounded random subsample of the rows of ``X``, in order, as float64.
-
-    :data:`SUBSAMPLE_ROWS` rows at most (all rows when there are no more);
-    what a streamed ``fit`` derives its settings from.
-    """
-    n = X.shape[0]
-    low, high = SUBSAMPLE_ROWS
-    size = min(n, max(low, min(high, chunk_rows(8 * X.shape[1]))))
-    if size == n:
-        return np.asarray(X, dtype=np.float64)
-    rows = np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
-    return np.asarray(X[rows], dtype=np.float64)
-
-
-def held_out_rows(est, n, seed):
-    """Early stopping's validation rows of a streamed ``fit`` (sorted indices).
-
-    ``validation_fraction`` of the rows, at most :data:`STREAM_VALIDATION_ROWS`,
-    drawn without a permutation of all rows.
-    """
-    n_val = min(int(math.ceil(est.validation_fraction * n)), STREAM_VALIDATION_ROWS)
-    if n_val < 2 or n - n_val < 1:
-        raise ValueError(
-            f"The validation set for early stopping is too small: validation_fraction="
-            f"{est.validation_fraction} of {n} samples gives {n_val} validation rows "
-            "(need at least 2). Increase validation_fraction or set early_stopping=False."
-        )
-    return np.sort(np.random.default_rng(seed).choice(n, size=n_val, replace=False))
 
 
 def hidden_layer_sizes(est, n_samples):
@@ -502,6 +397,8 @@ def likelihood(est, X, scan=None):
     known; else ``X`` is scanned.
     """
     if est.likelihood == "auto":
+        from ._data import scan_rows  # (_data sizes its blocks with chunk_rows, from here)
+
         return "bernoulli" if (scan or scan_rows(X)).binary else "gaussian"
     return est.likelihood
 
@@ -619,20 +516,35 @@ def to_tensor(a, dtype, device):
     return torch.from_numpy(c).to(device)
 
 
+#: :func:`data_scale`: a standard deviation of at most this many units in the
+#: last place of the data's largest magnitude is rounding, not spread.
+ROUNDING_SPREAD = 64
+
+
 def data_scale(X, scan=None):
     """Unit of ``κ`` and of the noise variance: 1 for data in [0, 1], else 4 RMS stds.
 
     Four standard deviations is about the span of a feature scaled to [0, 1],
     so standardised data and [0, 1] images get comparable settings.
     ``scan``: :func:`scan_rows` of ``X`` (or of data that contain it), if known.
+
+    Constant data fall back to 1: a variance at the rounding level of the
+    values (a standard deviation below :data:`ROUNDING_SPREAD` ulps of the
+    largest magnitude) is no spread. Identical rows of values that floats
+    do not represent exactly have a variance of ~1e-30, not 0, and gave a
+    scale of 1e-15 (κ 6e-16, a noise variance of 1e-34, a training score
+    of -5e19).
     """
     if X.size == 0:
         return 1.0
     low, high = (scan.low, scan.high) if scan is not None else (X.min(), X.max())
     if low >= 0 and high <= 1:
         return 1.0
-    spread = 4.0 * math.sqrt(float(np.mean(np.var(X, axis=0))))
-    return spread if spread > 0 else 1.0
+    std = math.sqrt(float(np.mean(np.var(X, axis=0))))
+    eps = float(np.finfo(X.dtype if X.dtype.kind == "f" else np.float64).eps)
+    if std <= ROUNDING_SPREAD * eps * max(abs(float(low)), abs(float(high))):
+        return 1.0
+    return 4.0 * std
 
 
 def logit(p, eps=1e-4):
@@ -771,23 +683,61 @@ def call_threads():
     return max(1, min(current, available_cores() - busy_cores()))
 
 
+@functools.cache
+def _per_thread_setters():
+    """Setters of the calling thread's OpenMP and MKL thread counts in torch's libraries.
+
+    ``torch.set_num_threads`` also sets the process default that every
+    thread adopts at its first torch operation, so a count lowered for one
+    call leaked into threads started (or first using torch) meanwhile, for
+    good. ``omp_set_num_threads`` (the OpenMP runtime torch runs on) and
+    ``MKL_Set_Num_Threads_Local`` (its BLAS) set the calling thread's count
+    alone; ``torch.get_num_threads`` reads the former. ``(omp, mkl)``, ``mkl``
+    ``None`` in builds without MKL; ``None`` where torch's CPU library does
+    not export them (then ``torch.set_num_threads``, documented as such).
+    """
+    try:
+        lib = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
+        omp = lib.omp_set_num_threads
+    except (OSError, AttributeError):
+        return None
+    omp.argtypes, omp.restype = [ctypes.c_int], None
+    mkl = getattr(lib, "MKL_Set_Num_Threads_Local", None)
+    if mkl is not None:
+        mkl.argtypes, mkl.restype = [ctypes.c_int], ctypes.c_int
+    return omp, mkl
+
+
 @contextmanager
 def torch_threads():
     """Run the block with :func:`call_threads` threads; the caller's count is restored.
 
-    OpenMP's thread count is per calling thread, so concurrent calls from
-    several Python threads each set and restore their own.
+    Only the calling thread's count changes (:func:`_per_thread_setters`):
+    concurrent calls from several Python threads each set and restore their
+    own, and threads that start meanwhile get the process default.
     """
-    previous = torch.get_num_threads()
+    previous = torch.get_num_threads()  # (also torch's per-thread start-up)
     n = call_threads()
     if n >= previous:
         yield
         return
-    torch.set_num_threads(n)
+    setters = _per_thread_setters()
+    if setters is None:
+        torch.set_num_threads(n)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
+        return
+    omp, mkl = setters
+    omp(n)
+    mkl_before = mkl(n) if mkl is not None else None
     try:
         yield
     finally:
-        torch.set_num_threads(previous)
+        omp(previous)
+        if mkl is not None:
+            mkl(mkl_before)
 
 
 def limit_threads(method):

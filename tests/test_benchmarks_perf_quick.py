@@ -50,6 +50,14 @@ def test_out_of_core_quick_prints_its_tables(capsys, load_benchmark):
     assert dask_res["max_abs_diff"] == 0.0  # dask scores = one process's, row for row
 
 
+@pytest.mark.slow
+def test_out_of_core_memory_table_checks_the_budget(capsys, load_benchmark):
+    results = load_benchmark("out_of_core").main(["--memory-table", "--quick"])
+    out = capsys.readouterr().out
+    assert "bound 3 x wm + 100 (MiB)" in out and "**no**" not in out
+    assert results[(0.02, 4)]["streamed"] and not results[(0.02, 64)]["streamed"]
+
+
 def test_model_selection_quick_prints_the_ranking_table(capsys, load_benchmark):
     rows = load_benchmark("model_selection").main(["--quick"])
     out = capsys.readouterr().out

@@ -5,7 +5,9 @@ The machine's state is read by two functions of ``sklearn_vhp._settings``
 play a quiet or a busy machine, and watch the threads each network runs with.
 """
 
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -122,9 +124,49 @@ def test_concurrent_calls_on_a_busy_machine_agree_and_restore(fitted, X, two_thr
     assert torch.get_num_threads() == 2
 
 
-def test_same_model_on_a_busy_and_on_a_quiet_machine(X, machine):
-    # conftest's single thread: the rule only ever lowers the count, so the
-    # machine's load cannot change the numbers.
+@pytest.fixture
+def one_thread():
+    """torch at 1 thread in this thread during the test (whatever conftest's count)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_the_lowered_count_does_not_leak_into_other_threads(fitted, X, two_threads, machine):
+    """A call lowers its own thread's count only: other threads keep the process default.
+
+    ``torch.set_num_threads`` also sets the default that a thread adopts at
+    its first torch operation; three concurrent calls from a thread pool on a
+    busy machine left pool threads at 1 thread for good.
+    """
+    machine(cores=2, busy=1)
+    seen = {}
+    forward = MLP.forward
+
+    def spy(self, x):
+        if "meanwhile" not in seen:
+            seen["caller"] = torch.get_num_threads()
+            t = threading.Thread(target=lambda: seen.update(meanwhile=torch.get_num_threads()))
+            t.start()
+            t.join()
+        return forward(self, x)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(MLP, "forward", spy)
+        fitted.score_samples(X)
+    assert seen == {"caller": 1, "meanwhile": 2}
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(lambda _: fitted.score_samples(X), range(9)))
+        after = set(pool.map(lambda _: torch.get_num_threads(), range(9)))
+    assert after == {2}
+    assert torch.get_num_threads() == 2
+
+
+def test_same_model_on_a_busy_and_on_a_quiet_machine(X, machine, one_thread):
+    # A single thread: the rule only ever lowers the count, so the machine's
+    # load cannot change the numbers (at 2 threads it would pick 2 or 1, and
+    # the matrix products would round differently).
     fits = []
     for busy in (0, 7):
         machine(cores=8, busy=busy)

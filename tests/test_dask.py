@@ -6,14 +6,21 @@ workers (``__getstate__``) and its methods run per block with
 goes through ``dask_ml.wrappers.Incremental``, a chain of ``partial_fit``
 calls over the blocks.
 
-Equality with the in-memory call: ``transform`` is a row-wise map, and
+Agreement with the in-memory call: ``transform`` is a row-wise map, and
 ``score_samples`` gives every row the same importance-sampling noise (from the
 fitted model's seed, in fixed blocks of samples), so a row's value depends on
-that row alone, not on the block it is in. Both are compared exactly.
+that row alone, not on the block it is in -- up to the rounding of the
+networks' matrix products, whose kernels change with the number of rows in a
+block (see ``_numerics.py``: 1.5e-6 nats apart between a 7-row block and the
+whole array on one 2-core machine). Those are compared within that bound;
+training and sampling, which run the same shapes on the workers as here (one
+torch thread everywhere), exactly.
 """
 
 import numpy as np
 import pytest
+import torch
+from _numerics import assert_same_log_likelihood, assert_same_values
 from sklearn.datasets import load_digits
 from sklearn.utils.validation import check_is_fitted
 
@@ -45,6 +52,22 @@ def client():
         yield client
 
 
+@pytest.fixture(autouse=True)
+def one_thread_like_the_workers(client):
+    """This process computes the references at the workers' torch thread count.
+
+    distributed starts its workers with ``OMP_NUM_THREADS=1``; the exact
+    comparisons below (training, sampling: the same shapes here and there)
+    then compare equal computations, whatever ``SKLEARN_VHP_TEST_THREADS`` is.
+    """
+    counts = client.run(lambda: __import__("torch").get_num_threads())
+    assert set(counts.values()) == {1}, counts
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="module")
 def X():
     """Digits in [0, 1], float32: 600 rows of 64 pixels."""
@@ -72,7 +95,7 @@ def test_transform_over_blocks_equals_in_memory(client, fitted, X):
         fitted.transform, chunks=(dX.chunks[0], (fitted.n_components,)), dtype=X.dtype
     )
     assert Z.shape == (X.shape[0], fitted.n_components)
-    np.testing.assert_array_equal(_on_workers(client, Z), fitted.transform(X))
+    assert_same_values(_on_workers(client, Z), fitted.transform(X))
 
 
 def test_parallel_post_fit_transform_equals_in_memory(client, fitted, X):
@@ -87,7 +110,7 @@ def test_parallel_post_fit_transform_equals_in_memory(client, fitted, X):
     dX = da.from_array(X, chunks=(100, -1))
     post = ParallelPostFit(fitted, transform_meta=np.empty((0, 0), dtype=X.dtype))
     Z = _on_workers(client, post.transform(dX))
-    np.testing.assert_array_equal(Z, fitted.transform(X))
+    assert_same_values(Z, fitted.transform(X))
     # In memory, the wrapper is the estimator.
     np.testing.assert_array_equal(post.transform(X), fitted.transform(X))
 
@@ -99,9 +122,12 @@ def test_score_samples_over_blocks_equals_in_memory(client, fitted, X):
     out = _on_workers(client, log_p)
     expected = fitted.score_samples(X)
     assert np.all(np.isfinite(expected))
-    np.testing.assert_array_equal(out, expected)
-    # The mean over blocks is the estimator's score.
-    assert client.compute(log_p.mean()).result() == pytest.approx(fitted.score(X), rel=1e-12)
+    assert_same_log_likelihood(out, expected, X.shape[1])
+    # Another noise per block would move each row by ~0.1-1 nats, far outside the bound.
+    assert np.max(np.abs(out - expected)) < 1e-3
+    # The mean over blocks is the estimator's score (to the same rounding).
+    mean = client.compute(log_p.mean()).result()
+    assert_same_log_likelihood([mean], [fitted.score(X)], X.shape[1])
 
 
 def test_uint8_blocks_score_as_their_float32_rows(client):
@@ -113,8 +139,8 @@ def test_uint8_blocks_score_as_their_float32_rows(client):
     log_p = dX.map_blocks(
         lambda b: est.score_samples(b.astype(np.float32)), drop_axis=1, dtype=np.float64
     )
-    np.testing.assert_array_equal(
-        _on_workers(client, log_p), est.score_samples(X.astype(np.float32))
+    assert_same_log_likelihood(
+        _on_workers(client, log_p), est.score_samples(X.astype(np.float32)), X.shape[1]
     )
 
 
@@ -193,8 +219,8 @@ def test_incremental_fit_is_partial_fit_over_the_blocks(client, X):
         local.partial_fit(block.compute())
     np.testing.assert_array_equal(inc.estimator_.history_["loss"], local.history_["loss"])
     np.testing.assert_array_equal(inc.estimator_.transform(X), local.transform(X))
-    # Incremental scores and transforms the fitted copy block-wise.
-    np.testing.assert_array_equal(client.compute(inc.transform(dX)).result(), local.transform(X))
+    # Incremental scores and transforms the fitted copy block-wise (150-row blocks).
+    assert_same_values(client.compute(inc.transform(dX)).result(), local.transform(X))
 
 
 def test_incremental_shuffled_blocks_train_on_every_row(client, X):

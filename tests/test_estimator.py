@@ -5,6 +5,7 @@ import joblib
 import numpy as np
 import pytest
 import torch
+from _numerics import assert_same_log_likelihood, assert_same_values
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression
@@ -163,6 +164,18 @@ def test_score_samples_independent_of_row_grouping(pendulum, tiny_kwargs):
 
     with config_context(working_memory=1):  # forces many small chunks
         np.testing.assert_allclose(est.score_samples(X[:50]), full, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_row_scores_the_same_in_any_block_to_rounding(pendulum, tiny_kwargs, dtype):
+    """One row at a time (BLAS's matrix-vector kernels) agrees within the documented bound."""
+    X = pendulum[0][:40].astype(dtype)
+    est = VHPEstimator(**tiny_kwargs).fit(X)
+    full, codes = est.score_samples(X), est.transform(X)
+    assert_same_log_likelihood(
+        np.concatenate([est.score_samples(row[None]) for row in X]), full, X.shape[1], dtype
+    )
+    assert_same_values(np.concatenate([est.transform(row[None]) for row in X]), codes, dtype)
 
 
 def test_pickle_and_joblib_round_trip(pendulum, tiny_kwargs, tmp_path):

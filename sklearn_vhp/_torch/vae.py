@@ -158,7 +158,9 @@ class VAE(nn.Module):
         x : Tensor (B, D)
         eps_z : Tensor (S, d)
             Noise shared by all rows (common random numbers), so a row's
-            estimate does not depend on which rows are scored with it.
+            estimate does not depend on which rows are scored with it (but
+            for the rounding of the matrix products, whose kernels change
+            with the number of rows).
         eps_aux : Tensor (S, d_aux) or None
         prior : object or None
             Computes ``log p(z)`` in place of ``self.prior`` (see
@@ -182,7 +184,10 @@ class VAE(nn.Module):
         blocks of samples (at most :data:`NOISE_BLOCK_FLOATS` floats each,
         block ``b`` from seed ``seed + b``), in float64 and rounded to the
         module's precision: every row sees the same noise whatever the rows
-        and chunks, so a row's estimate depends on that row alone. The
+        and chunks, so a row's estimate depends on that row alone, to the
+        rounding of the networks' matrix products (BLAS picks its kernels by
+        the number of rows and threads: float32 rows agree within
+        ``1e-5 (|log p| + n_features)``, not bit for bit). The
         weights are computed ``samples_per_chunk`` samples at a time (see
         :meth:`memory_per_row`) and accumulated in float64.
 
