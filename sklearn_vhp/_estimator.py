@@ -124,7 +124,27 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         ``(height, width)`` or ``(channels, height, width)`` of one image (a
         row of ``X`` flattened in C order) for the convolutional
         architectures; one entry may be ``-1`` (inferred, as in
-        :func:`numpy.reshape`). Checked but ignored with ``"mlp"``.
+        :func:`numpy.reshape`). Checked but ignored with ``"mlp"``. A
+        custom ``encoder`` sees rows reshaped to ``(batch, *image_shape)``.
+    encoder : torch.nn.Module, callable or None, default=None
+        Your own encoder network in place of the built-in one of
+        ``architecture`` (see :ref:`custom_networks`): a module mapping a
+        float32 batch of rows, ``(batch, n_features)`` or ``(batch,
+        *image_shape)``, to features ``(batch, ...)``; the package adds the
+        Gaussian head (``encoder_variance``) and the linear shortcut the PCA
+        start sets. A module is copied at ``fit`` (yours is never trained)
+        and keeps its weights; a class or other callable is called with the
+        arguments its signature names among ``n_features``,
+        ``n_components`` and ``image_shape`` (bind others with
+        :func:`functools.partial`) under a seed from ``random_state``.
+        Checked at ``fit`` by one forward pass on two rows.
+    decoder : torch.nn.Module, callable or None, default=None
+        Your own decoder in place of the built-in one: maps a float32 batch
+        of codes ``(batch, n_components)`` to ``(batch, n_features)`` (or
+        ``(batch, *image_shape)``) means (Gaussian likelihood) or logits
+        (Bernoulli likelihood). Copied or built as ``encoder``. ``init="pca"``
+        calls its ``set_linear(weight, bias)`` if it has one; otherwise it
+        keeps its own initialisation.
     hidden_layer_sizes : tuple of int or "auto", default="auto"
         Widths of the hidden layers of every network. ``"auto"``: four
         layers of ``n_samples / 16`` units, within 32–256 (the paper's
@@ -272,6 +292,8 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         noise_variance="auto",
         architecture="mlp",
         image_shape=None,
+        encoder=None,
+        decoder=None,
         hidden_layer_sizes="auto",
         activation="tanh",
         init="pca",
@@ -305,6 +327,8 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         self.noise_variance = noise_variance
         self.architecture = architecture
         self.image_shape = image_shape
+        self.encoder = encoder
+        self.decoder = decoder
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.init = init
@@ -552,6 +576,10 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         self._module_config = resolved.module_config
         self.schedule_ = make_schedule(self.schedule, **resolved.schedule_args)
         generator = torch.Generator().manual_seed(int(rng.randint(2**31 - 1)))
+        if self.encoder is not None or self.decoder is not None:
+            # The user's networks are built (and their lazy layers drawn)
+            # under a global torch seed from random_state.
+            self._module_config["network_seed"] = int(rng.randint(2**31 - 1))
         module = build_vae(**self._module_config, generator=generator)
         if self.init == "pca":
             module.init_from_projections(
@@ -592,6 +620,9 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             prior_scaled=self._prior_scaled,
             divergences=self.divergences_,
             verbose=self.verbose,
+            # A user's network may draw from torch's global random state
+            # (dropout): seeded from the fit's own stream, then restored.
+            global_seed=source.generator.initial_seed() + 1 if self._user_networks else None,
         )
         early = None if val is None else self._early_stopping(val)
         try:
@@ -853,6 +884,12 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         # check_is_fitted(self, "_n_features_out") then fails as it should.
         check_is_fitted(self)
         return self._n_latent
+
+    @property
+    def _user_networks(self):
+        """Whether the fitted model has a user's encoder or decoder."""
+        config = self._module_config
+        return config.get("encoder") is not None or config.get("decoder") is not None
 
     @property
     def _n_latent(self):

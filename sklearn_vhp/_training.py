@@ -13,6 +13,7 @@ the settings, hands over the module, optimiser and schedule, and reads the
 results back (``n_iter``, ``learning_rate``, ``record`` ...).
 """
 
+import contextlib
 import copy
 import math
 import queue
@@ -316,6 +317,11 @@ class Trainer:
         Appended to at each divergence.
     verbose : int
         ``> 0``: a progress bar; ``>= 2``: a line per epoch.
+    global_seed : int or None
+        Seed of torch's global random state during training, for networks
+        that draw from it (a user's dropout); the caller's state is restored
+        afterwards. ``None``: the global state is neither seeded nor saved
+        (the package's own networks draw from ``source.generator`` only).
     """
 
     def __init__(
@@ -334,6 +340,7 @@ class Trainer:
         prior_scaled,
         divergences,
         verbose=0,
+        global_seed=None,
     ):
         self.module, self.optimizer, self.schedule = module, optimizer, schedule
         self.objective, self.n_importance = objective, n_importance
@@ -346,6 +353,7 @@ class Trainer:
         self.prior_scaled, self.divergences, self.verbose = prior_scaled, divergences, verbose
         self.record = TrainingRecord()
         self.best_validation_score = None
+        self.global_seed = global_seed
 
     # ------------------------------------------------------------ the loop
     def run(self, source, max_epochs, validation=None):
@@ -359,47 +367,59 @@ class Trainer:
         :class:`EarlyStopping`, training stops when its score stops improving
         and the best epoch's copy is restored at the end.
         """
-        module = self.module
-        self._mark = 0  # len(record) at the end of the last completed epoch
-        self._snapshot = self.snapshot()  # state after the last completed epoch
-        if validation is not None:
-            validation.start(self)
-        failures, epochs_done, epoch = 0, 0, self.n_iter + 1
-        last_epoch = self.n_iter + max_epochs
-        bar = self._progress_bar(max_epochs)
-        module.set_noise_variance(self.train_noise_variance)
-        module.train()
-        prior_params = module.prior_parameters()
-        try:
-            while epochs_done < max_epochs:
-                epoch = self.n_iter + 1
-                bad = self._epoch(source, epoch, prior_params)
-                if bad is not None:
-                    failures += 1
-                    self._rollback()
-                    self._handle_divergence(epoch, *bad, failures)
-                    continue
-                failures = 0
-                epochs_done += 1
-                if self._end_of_epoch(epoch, validation, bar, last_epoch):
-                    break
-        except KeyboardInterrupt:
-            self._rollback()
-            warnings.warn(
-                f"Training interrupted (KeyboardInterrupt) during epoch {epoch}; the "
-                f"estimator holds the model after epoch {self.n_iter}, the last "
-                "completed one. Call fit with warm_start=True to continue.",
-                UserWarning,
-                stacklevel=5,
-            )
-        finally:
-            if bar is not None:
-                bar.close()
-            for p in prior_params:
-                p.requires_grad_(True)
-            module.eval()
-        if validation is not None:
-            validation.finish(self)
+        with self._global_random_state():
+            module = self.module
+            self._mark = 0  # len(record) at the end of the last completed epoch
+            self._snapshot = self.snapshot()  # state after the last completed epoch
+            if validation is not None:
+                validation.start(self)
+            failures, epochs_done, epoch = 0, 0, self.n_iter + 1
+            last_epoch = self.n_iter + max_epochs
+            bar = self._progress_bar(max_epochs)
+            module.set_noise_variance(self.train_noise_variance)
+            module.train()
+            prior_params = module.prior_parameters()
+            try:
+                while epochs_done < max_epochs:
+                    epoch = self.n_iter + 1
+                    bad = self._epoch(source, epoch, prior_params)
+                    if bad is not None:
+                        failures += 1
+                        self._rollback()
+                        self._handle_divergence(epoch, *bad, failures)
+                        continue
+                    failures = 0
+                    epochs_done += 1
+                    if self._end_of_epoch(epoch, validation, bar, last_epoch):
+                        break
+            except KeyboardInterrupt:
+                self._rollback()
+                warnings.warn(
+                    f"Training interrupted (KeyboardInterrupt) during epoch {epoch}; the "
+                    f"estimator holds the model after epoch {self.n_iter}, the last "
+                    "completed one. Call fit with warm_start=True to continue.",
+                    UserWarning,
+                    stacklevel=5,
+                )
+            finally:
+                if bar is not None:
+                    bar.close()
+                for p in prior_params:
+                    p.requires_grad_(True)
+                module.eval()
+            if validation is not None:
+                validation.finish(self)
+
+    @contextlib.contextmanager
+    def _global_random_state(self):
+        """torch's global random state seeded with ``global_seed`` (then restored), if set."""
+        if self.global_seed is None:
+            yield
+            return
+        device = next(self.module.parameters()).device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(self.global_seed)
+            yield
 
     def _epoch(self, source, epoch, prior_params):
         """One pass over ``source``; ``None``, or ``(iteration, values)`` if it diverged."""
@@ -536,9 +556,16 @@ class Trainer:
         first iteration of the other schedules): by then the encoder may have
         spread the latent far beyond unit scale.
         """
-        if self.module.prior_has_scale:  # the other priors have nothing to fit
-            with torch.no_grad():
-                self.module.standardise_prior(source.reference_rows())
+        module = self.module
+        if module.prior_has_scale:  # the other priors have nothing to fit
+            # In eval mode: a user's dropout or batch normalisation would make
+            # the codes noisy or update its running statistics.
+            module.eval()
+            try:
+                with torch.no_grad():
+                    module.standardise_prior(source.reference_rows())
+            finally:
+                module.train()
         self.prior_scaled = True
 
     def _handle_divergence(self, epoch, iteration, values, failures):
