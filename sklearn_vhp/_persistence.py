@@ -5,6 +5,15 @@ with the package version, a state format number and a SHA-256 checksum of
 those arrays, so that loading can tell a model saved by an incompatible
 version, or damaged, from a good one. ``VHPEstimator.__getstate__`` and
 ``__setstate__`` delegate here.
+
+A user's network (the ``encoder`` and ``decoder`` parameters, and the
+fitted configuration that refers to them) is saved as a :class:`SavedModule`:
+pickle and joblib pickle the module itself; ``skops.io`` stores it as a tree
+of its classes, plain attributes and numpy arrays (:func:`module_tree`), so
+that the only types to trust are this package's, the module classes (the
+user's and ``torch.nn``'s) and what their attributes hold. The trained
+weights go, as for the built-in networks, through the numpy weights and
+their checksum.
 """
 
 import hashlib
@@ -14,6 +23,7 @@ from numbers import Integral
 
 import numpy as np
 import torch
+from torch import nn
 
 from ._torch.factory import build_vae
 from ._training import make_adam
@@ -43,11 +53,127 @@ FITTED_STATE = (
 NEW_BUFFERS = ("prior.input_loc", "prior.input_scale")
 
 
+#: Entries of the state that may hold a user's network: directly, or as values of a dict.
+MODULE_ENTRIES = ("encoder", "decoder")
+MODULE_DICTS = ("_module_config", "_structure")
+
+
+class SavedModule:
+    """A torch module inside a saved state (see the module's docstring).
+
+    ``key`` numbers the modules of one state: a module referred to several
+    times (the parameter, the fitted configuration, the warm-start record)
+    is loaded as one object, whether or not the format keeps shared
+    references.
+    """
+
+    def __init__(self, module, key):
+        self.module, self.key = module, key
+
+    def __reduce_ex__(self, protocol):  # pickle, joblib, copy: the module pickles itself
+        return (SavedModule, (self.module, self.key))
+
+    def __getstate__(self):  # skops.io: classes, plain values and numpy arrays
+        return {"key": self.key, "tree": module_tree(self.module)}
+
+    def __setstate__(self, state):
+        self.key, self.module = state["key"], tree_module(state["tree"])
+
+
+def module_tree(module):
+    """``module`` as nested dicts of its class, plain attributes and numpy arrays."""
+    attrs = dict(vars(module))
+    params, buffers = attrs.pop("_parameters"), attrs.pop("_buffers")
+    children = attrs.pop("_modules")
+    for name in [k for k in attrs if "hook" in k]:
+        if attrs.pop(name):
+            raise ValueError(
+                f"The {type(module).__name__} module has hooks ({name}: lazy layers "
+                "before their first forward pass, weight or spectral normalisation...), "
+                "which skops.io cannot store. Save the estimator with pickle or joblib, "
+                "or pass a module without hooks (e.g. fitted once, or a class that builds it)."
+            )
+    for name, value in list(params.items()) + list(buffers.items()):
+        if isinstance(value, nn.parameter.UninitializedTensorMixin):
+            raise ValueError(
+                f"The {type(module).__name__} module's {name!r} is not initialised (a "
+                "lazy layer), which skops.io cannot store. Save with pickle or joblib, "
+                "or pass a class that builds the module."
+            )
+    return {
+        "cls": type(module),
+        "attrs": attrs,
+        "parameters": {
+            k: None if p is None else (p.detach().cpu().numpy(), bool(p.requires_grad))
+            for k, p in params.items()
+        },
+        "buffers": {k: None if b is None else b.detach().cpu().numpy() for k, b in buffers.items()},
+        "modules": {k: None if m is None else module_tree(m) for k, m in children.items()},
+    }
+
+
+def tree_module(tree):
+    """The module :func:`module_tree` describes (``__setstate__`` of its class)."""
+    cls = tree["cls"]
+    state = dict(tree["attrs"])
+    state["_parameters"] = {
+        k: None if v is None else nn.Parameter(torch.tensor(np.array(v[0])), requires_grad=v[1])
+        for k, v in tree["parameters"].items()
+    }
+    state["_buffers"] = {
+        k: None if v is None else torch.tensor(np.array(v)) for k, v in tree["buffers"].items()
+    }
+    state["_modules"] = {
+        k: None if t is None else tree_module(t) for k, t in tree["modules"].items()
+    }
+    module = cls.__new__(cls)
+    nn.Module.__init__(module)  # the hooks' empty tables (not the class's own __init__)
+    module.__setstate__(state)
+    return module
+
+
+def _save_modules(state):
+    """Replace the user's networks in ``state`` (a copy) by :class:`SavedModule` s."""
+    memo = {}
+
+    def saved(value):
+        if not isinstance(value, nn.Module):
+            return value
+        if id(value) not in memo:
+            memo[id(value)] = SavedModule(value, len(memo))
+        return memo[id(value)]
+
+    for name in MODULE_ENTRIES:
+        if name in state:
+            state[name] = saved(state[name])
+    for name in MODULE_DICTS:
+        if isinstance(state.get(name), dict):
+            state[name] = {k: saved(v) for k, v in state[name].items()}
+
+
+def _load_modules(state):
+    """Undo :func:`_save_modules` in ``state``: one module per key."""
+    modules = {}
+
+    def loaded(value):
+        if not isinstance(value, SavedModule):
+            return value
+        return modules.setdefault(value.key, value.module)
+
+    for name in MODULE_ENTRIES:
+        if name in state:
+            state[name] = loaded(state[name])
+    for name in MODULE_DICTS:
+        if isinstance(state.get(name), dict):
+            state[name] = {k: loaded(v) for k, v in state[name].items()}
+
+
 def get_state(state):
     """The picklable form of an estimator's ``__dict__`` ``state``."""
     from . import __version__
 
     state = dict(state)
+    _save_modules(state)
     state["_sklearn_vhp_version"] = __version__
     state["_state_format"] = STATE_FORMAT
     if "module_" in state:
@@ -73,6 +199,7 @@ def set_state(state):
     """An estimator's ``__dict__`` from :func:`get_state`'s form, checked."""
     from . import __version__
 
+    _load_modules(state)
     saved_version = state.pop("_sklearn_vhp_version", None)
     state_format = state.pop("_state_format", 1)
     checksum = state.pop("_weights_checksum", None)
