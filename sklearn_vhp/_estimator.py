@@ -578,8 +578,10 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         generator = torch.Generator().manual_seed(int(rng.randint(2**31 - 1)))
         if self.encoder is not None or self.decoder is not None:
             # The user's networks are built (and their lazy layers drawn)
-            # under a global torch seed from random_state.
-            self._module_config["network_seed"] = int(rng.randint(2**31 - 1))
+            # under a global torch seed from random_state; it takes nothing
+            # from rng, so the rest of the fit draws what it would with the
+            # built-in networks (the PCA rows, the evaluation noise...).
+            self._module_config["network_seed"] = generator.initial_seed() + 1
         module = build_vae(**self._module_config, generator=generator)
         if self.init == "pca":
             module.init_from_projections(
