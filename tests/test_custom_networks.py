@@ -214,7 +214,7 @@ def test_custom_mlp_learns_as_well_as_the_builtin_mlp():
             _fit(VHPEstimator(random_state=seed, **nets, **kw), train).score(test)
         )
     b, c = np.array(scores["builtin"]), np.array(scores["custom"])
-    noise = 3 * max(b.std(), c.std(), 0.5)
+    noise = 3 * max(b.std(), c.std(), 0.05)
     assert abs(b.mean() - c.mean()) < noise, (b, c)
 
 
