@@ -81,55 +81,81 @@ class SavedModule:
 
 
 def module_tree(module):
-    """``module`` as nested dicts of its class, plain attributes and numpy arrays."""
-    attrs = dict(vars(module))
-    params, buffers = attrs.pop("_parameters"), attrs.pop("_buffers")
-    children = attrs.pop("_modules")
-    for name in [k for k in attrs if "hook" in k]:
-        if attrs.pop(name):
+    """``module`` as nested dicts of its classes, plain attributes and numpy arrays.
+
+    Tensors are listed once (``"tensors"``: array, and ``requires_grad`` for
+    a parameter or ``None`` for a buffer) and referred to by index, and a
+    submodule used twice is stored once, so shared weights stay shared.
+    """
+    tensors, tensor_index, seen = [], {}, {}
+
+    def tensor(t, is_param):
+        if isinstance(t, nn.parameter.UninitializedTensorMixin):
             raise ValueError(
-                f"The {type(module).__name__} module has hooks ({name}: lazy layers "
-                "before their first forward pass, weight or spectral normalisation...), "
-                "which skops.io cannot store. Save the estimator with pickle or joblib, "
-                "or pass a module without hooks (e.g. fitted once, or a class that builds it)."
+                "A module has a lazy layer that was never run, which skops.io cannot "
+                "store. Save with pickle or joblib, or pass a class that builds the module."
             )
-    for name, value in list(params.items()) + list(buffers.items()):
-        if isinstance(value, nn.parameter.UninitializedTensorMixin):
-            raise ValueError(
-                f"The {type(module).__name__} module's {name!r} is not initialised (a "
-                "lazy layer), which skops.io cannot store. Save with pickle or joblib, "
-                "or pass a class that builds the module."
-            )
-    return {
-        "cls": type(module),
-        "attrs": attrs,
-        "parameters": {
-            k: None if p is None else (p.detach().cpu().numpy(), bool(p.requires_grad))
-            for k, p in params.items()
-        },
-        "buffers": {k: None if b is None else b.detach().cpu().numpy() for k, b in buffers.items()},
-        "modules": {k: None if m is None else module_tree(m) for k, m in children.items()},
-    }
+        if id(t) not in tensor_index:
+            tensor_index[id(t)] = len(tensors)
+            grad = bool(t.requires_grad) if is_param else None
+            tensors.append((t.detach().cpu().numpy(), grad))
+        return tensor_index[id(t)]
+
+    def node(m):
+        if id(m) in seen:
+            return {"same_as": seen[id(m)]}
+        seen[id(m)] = len(seen)
+        attrs = dict(vars(m))
+        params, buffers = attrs.pop("_parameters"), attrs.pop("_buffers")
+        children = attrs.pop("_modules")
+        for name in [k for k in attrs if "hook" in k]:
+            if attrs.pop(name):
+                raise ValueError(
+                    f"The {type(m).__name__} module has hooks ({name}: lazy layers "
+                    "before their first forward pass, weight or spectral normalisation...), "
+                    "which skops.io cannot store. Save the estimator with pickle or joblib, "
+                    "or pass a class that builds the module."
+                )
+        return {
+            "id": seen[id(m)],
+            "cls": type(m),
+            "attrs": attrs,
+            "parameters": {k: None if p is None else tensor(p, True) for k, p in params.items()},
+            "buffers": {k: None if b is None else tensor(b, False) for k, b in buffers.items()},
+            "modules": {k: None if c is None else node(c) for k, c in children.items()},
+        }
+
+    root = node(module)
+    return {"root": root, "tensors": tensors}
 
 
 def tree_module(tree):
-    """The module :func:`module_tree` describes (``__setstate__`` of its class)."""
-    cls = tree["cls"]
-    state = dict(tree["attrs"])
-    state["_parameters"] = {
-        k: None if v is None else nn.Parameter(torch.tensor(np.array(v[0])), requires_grad=v[1])
-        for k, v in tree["parameters"].items()
-    }
-    state["_buffers"] = {
-        k: None if v is None else torch.tensor(np.array(v)) for k, v in tree["buffers"].items()
-    }
-    state["_modules"] = {
-        k: None if t is None else tree_module(t) for k, t in tree["modules"].items()
-    }
-    module = cls.__new__(cls)
-    nn.Module.__init__(module)  # the hooks' empty tables (not the class's own __init__)
-    module.__setstate__(state)
-    return module
+    """The module :func:`module_tree` describes (``__setstate__`` of its classes)."""
+    tensors = [
+        torch.tensor(np.array(a)) if grad is None else nn.Parameter(torch.tensor(np.array(a)), grad)
+        for a, grad in tree["tensors"]
+    ]
+    built = {}
+
+    def build(node):
+        if "same_as" in node:
+            return built[node["same_as"]]
+        cls = node["cls"]
+        module = cls.__new__(cls)
+        built[node["id"]] = module
+        nn.Module.__init__(module)  # the hooks' empty tables (not the class's own __init__)
+        state = dict(node["attrs"])
+        state["_parameters"] = {
+            k: None if i is None else tensors[i] for k, i in node["parameters"].items()
+        }
+        state["_buffers"] = {
+            k: None if i is None else tensors[i] for k, i in node["buffers"].items()
+        }
+        state["_modules"] = {k: None if c is None else build(c) for k, c in node["modules"].items()}
+        module.__setstate__(state)
+        return module
+
+    return build(tree["root"])
 
 
 def _save_modules(state):

@@ -82,18 +82,20 @@ class Regularised(nn.Module):
 
 
 class TiedDecoder(nn.Module):
-    """A decoder with a shared parameter (used twice) and a registered buffer."""
+    """A decoder with a shared parameter (two layers, one weight) and a registered buffer."""
 
     def __init__(self, n_components, n_features):
         super().__init__()
         self.hidden = nn.Linear(n_components, 16)
         self.square = nn.Linear(16, 16)
+        self.again = nn.Linear(16, 16)
+        self.again.weight = self.square.weight
         self.out = nn.Linear(16, n_features)
         self.register_buffer("offset", torch.full((n_features,), 0.5))
 
     def forward(self, z):
         h = torch.tanh(self.hidden(z))
-        h = torch.tanh(self.square(torch.tanh(self.square(h))))  # one layer, applied twice
+        h = torch.tanh(self.again(torch.tanh(self.square(h))))
         return self.out(h) + self.offset
 
 
@@ -480,9 +482,10 @@ def test_pickle_and_joblib_round_trip(X, tmp_path):
     for loaded in (pickle.loads(pickle.dumps(est)), _joblib_round_trip(est, tmp_path)):
         np.testing.assert_array_equal(loaded.transform(X), est.transform(X))
         np.testing.assert_array_equal(loaded.score_samples(X[:5]), est.score_samples(X[:5]))
-        # the shared layer is still one layer
+        # the shared weight is still one parameter, trained as one
         dec = loaded.module_.decoder.net
-        assert dec.square.weight is dict(dec.named_parameters())["square.weight"]
+        assert dec.again.weight is dec.square.weight
+        assert not torch.equal(dec.square.bias, dec.again.bias)
         loaded.set_params(warm_start=True, max_iter=1)
         _fit(loaded, X)  # and it trains on
 
@@ -495,9 +498,9 @@ def _joblib_round_trip(est, tmp_path):
 
 def test_skops_round_trip_trusts_the_module_classes(X, tmp_path):
     sio = pytest.importorskip("skops.io")
-    est = _fit(
-        custom(encoder=Features(64), decoder=functools.partial(TiedDecoder), prior="vamp"), X
-    )
+    decoder = TiedDecoder(2, 64)
+    est = custom(encoder=functools.partial(Features, widths=(8,)), decoder=decoder, prior="vamp")
+    _fit(est, X)
     path = tmp_path / "model.skops"
     sio.dump(est, path)
     untrusted = sio.get_untrusted_types(file=path)
@@ -508,6 +511,12 @@ def test_skops_round_trip_trusts_the_module_classes(X, tmp_path):
     loaded = sio.load(path, trusted=untrusted)
     np.testing.assert_array_equal(loaded.transform(X), est.transform(X))
     np.testing.assert_array_equal(loaded.score_samples(X[:5]), est.score_samples(X[:5]))
+    # The parameter comes back as given: its own (untrained) weights, still tied.
+    given = loaded.get_params()["decoder"]
+    assert given.again.weight is given.square.weight
+    for k, v in decoder.state_dict().items():
+        assert torch.equal(given.state_dict()[k], v), k
+    assert loaded.module_.decoder.net.again.weight is loaded.module_.decoder.net.square.weight
     loaded.set_params(warm_start=True, max_iter=1)
     _fit(loaded, X)
 
