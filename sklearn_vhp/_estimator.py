@@ -119,7 +119,8 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         convolutions (32, 32, 64, 64 channels) mirrored in the decoder;
         ``"gated_conv"``, gated convolutions and gated dense layers (the
         VampPrior paper's MNIST network). Both need ``image_shape``; their
-        dense layers follow ``hidden_layer_sizes``.
+        dense layers follow ``hidden_layer_sizes``. Ignored for a network
+        given as ``encoder`` or ``decoder``.
     image_shape : tuple of int or None, default=None
         ``(height, width)`` or ``(channels, height, width)`` of one image (a
         row of ``X`` flattened in C order) for the convolutional
@@ -146,7 +147,8 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         calls its ``set_linear(weight, bias)`` if it has one; otherwise it
         keeps its own initialisation.
     hidden_layer_sizes : tuple of int or "auto", default="auto"
-        Widths of the hidden layers of every network. ``"auto"``: four
+        Widths of the hidden layers of every built-in network (the prior's
+        networks too, also with a custom ``encoder`` and ``decoder``). ``"auto"``: four
         layers of ``n_samples / 16`` units, within 32–256 (the paper's
         4 × 256 from 4,096 rows on; see :ref:`defaults`); the widths used
         are ``hidden_layer_sizes_``.
@@ -156,6 +158,8 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         ``"pca"`` starts the encoder mean as the whitened PCA projection (a
         linear shortcut beside the MLP, whose output starts at zero), as
         t-SNE and UMAP start from a spectral layout; ``"random"`` does not.
+        It applies to a custom ``encoder`` too (through the package's head),
+        and to a custom ``decoder`` that has ``set_linear``.
     encoder_variance : {"shared", "amortized"}, default="shared"
         Covariance of ``q(z|x)``: one learned diagonal variance for all
         inputs (``"shared"``, which makes the ELBO prefer an isometric

@@ -127,6 +127,10 @@ def _as_tuple(h):
     return h, h
 
 
+def _as_pythae_output(h):  # pythae's encoders return an embedding and a log-covariance
+    return {"embedding": h, "log_covariance": h}
+
+
 def _as_double(h):
     return h.double()
 
@@ -226,6 +230,7 @@ def test_custom_mlp_learns_as_well_as_the_builtin_mlp():
     [
         (dict(encoder=nn.Linear(10, 8)), r"encoder failed on a batch of shape \(2, 64\)"),
         (dict(encoder=Returns(_as_tuple)), r"returned tuple .*return the features alone"),
+        (dict(encoder=Returns(_as_pythae_output)), r"returned dict .*return the features alone"),
         (dict(encoder=Returns(_as_double)), r"encoder returned torch.float64 for float32"),
         (
             dict(decoder=nn.Linear(2, 10)),
@@ -330,6 +335,17 @@ def test_every_prior_objective_and_schedule(X, prior, objective, schedule, varia
     assert np.isfinite(est.score_samples(X[:10])).all()
     assert est.sample(4).shape == (4, 64)
     assert np.isfinite(est.history_["loss"]).all()
+
+
+def test_networks_written_outside_this_package(X):
+    """torch.nn's own transformer (dropout, layer norm, attention) over rows of 8 x 8."""
+    layer = nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=16, batch_first=True)
+    encoder = nn.Sequential(nn.TransformerEncoder(layer, num_layers=2), nn.Flatten())
+    decoder = nn.Sequential(nn.Linear(2, 32), nn.GELU(), nn.Linear(32, 64))
+    est = _fit(custom(encoder=encoder, decoder=decoder, image_shape=(8, 8), prior="vamp"), X)
+    np.testing.assert_allclose(est.transform(X), est.transform(X.astype(np.float32)), atol=1e-5)
+    loaded = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(loaded.score_samples(X[:5]), est.score_samples(X[:5]))
 
 
 def test_mixed_custom_and_builtin_networks(X):

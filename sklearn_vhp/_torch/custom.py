@@ -128,10 +128,10 @@ def probe(module, x, what, expected):
         module.train(training)
     if not torch.is_tensor(out):
         hint = ""
-        if what == "encoder" and isinstance(out, (tuple, list)):
+        if what == "encoder" and isinstance(out, (tuple, list, dict)):
             hint = (
-                " (it returned a tuple: return the features alone; the package adds "
-                "the Gaussian head that computes the mean and variance)"
+                " (return the features alone, not a mean and a variance: the package "
+                "adds the Gaussian head that computes them)"
             )
         raise ValueError(
             f"The {what} must return one tensor; it returned {type(out).__name__}{hint}. "
