@@ -199,6 +199,37 @@ def test_custom_mlp_computes_what_the_builtin_mlp_computes(X):
     np.testing.assert_array_equal(mine.inverse_transform(Z), builtin.inverse_transform(Z))
 
 
+def test_custom_mlp_from_the_builtin_start_trains_bit_for_bit_as_the_builtin(X):
+    """Networks built like the built-in MLP, given the built-in's initial weights.
+
+    The package draws its own layers (head, shortcuts, prior) as it would
+    beside the built-in networks, so a custom encoder gives the built-in fit
+    bit for bit. A custom decoder sees 2-D batches of codes where the
+    built-in one sees ``(B, S, d)``: the same numbers forward (see the test
+    above), float32 rounding apart in the backward pass, so the fits agree
+    to float32 precision over a short training. The built-in initial
+    weights are read from a fit whose Adam steps (of 1e-45) are below
+    float32's resolution at the weights' size.
+    """
+    start = _fit(VHPEstimator(random_state=0, **dict(FAST, learning_rate=1e-45)), X)
+    weights = start.module_.state_dict()
+    encoder, decoder = Features(64), MLPDecoder(2, 64)
+    encoder.load_state_dict({k: weights["encoder.net." + k] for k in encoder.state_dict()})
+    decoder.load_state_dict({k: weights["decoder." + k] for k in decoder.state_dict()})
+    for prior in ("vhp", "vamp"):
+        builtin = _fit(VHPEstimator(prior=prior, random_state=0, **FAST), X)
+        mine = _fit(custom(encoder=encoder, decoder=None, prior=prior), X)
+        for key in ("loss", "reconstruction", "kl", "constraint_avg", "beta"):
+            np.testing.assert_array_equal(mine.history_[key], builtin.history_[key])
+        np.testing.assert_array_equal(mine.transform(X), builtin.transform(X))
+        np.testing.assert_array_equal(mine.score_samples(X[:20]), builtin.score_samples(X[:20]))
+        np.testing.assert_array_equal(mine.sample(5), builtin.sample(5))
+        both = _fit(custom(encoder=encoder, decoder=decoder, prior=prior), X)
+        for key in ("loss", "reconstruction", "kl"):
+            np.testing.assert_allclose(both.history_[key], builtin.history_[key], rtol=1e-5)
+        np.testing.assert_allclose(both.transform(X), builtin.transform(X), rtol=1e-4, atol=1e-6)
+
+
 def test_custom_mlp_learns_as_well_as_the_builtin_mlp():
     """Trained from their own initialisation: the same held-out likelihood within noise.
 

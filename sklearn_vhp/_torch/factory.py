@@ -171,18 +171,25 @@ def reset_parameters(module, generator):
 
     ``fan_in`` is ``weight[0].numel()``: the input width of a linear layer,
     ``in_channels * kernel size`` of a convolution (PyTorch's convention,
-    also for transposed convolutions). The user's own networks (see
-    :mod:`.custom`) keep their weights.
+    also for transposed convolutions).
+
+    The user's own networks (see :mod:`.custom`) keep their weights, but
+    their linear and conv layers are drawn too, into scratch tensors: the
+    package's layers get the values they would get beside built-in
+    networks of the same layers, so a user's network built like a built-in
+    one, with its weights, gives the built-in model.
     """
     users = {id(m) for m in user_modules(module)}
     for m in module.modules():
-        if id(m) in users:
-            continue
         if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)):
-            bound = 1.0 / math.sqrt(max(1, m.weight[0].numel()))
-            m.weight.uniform_(-bound, bound, generator=generator)
-            if m.bias is not None:
-                m.bias.uniform_(-bound, bound, generator=generator)
+            weight, bias = m.weight, m.bias
+            if id(m) in users:  # drawn, not written
+                weight = torch.empty_like(weight)
+                bias = None if bias is None else torch.empty_like(bias)
+            bound = 1.0 / math.sqrt(max(1, weight[0].numel()))
+            weight.uniform_(-bound, bound, generator=generator)
+            if bias is not None:
+                bias.uniform_(-bound, bound, generator=generator)
     # Gaussian encoders start with unit variances.
     for m in module.modules():
         if isinstance(m, GaussianHead):
