@@ -34,6 +34,7 @@ from ._training import (
     ShuffledBatches,
     StreamedBatches,
     Trainer,
+    global_random_state,
     make_adam,
 )
 
@@ -626,13 +627,14 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             prior_scaled=self._prior_scaled,
             divergences=self.divergences_,
             verbose=self.verbose,
-            # A user's network may draw from torch's global random state
-            # (dropout): seeded from the fit's own stream, then restored.
-            global_seed=source.generator.initial_seed() + 1 if self._user_networks else None,
         )
         early = None if val is None else self._early_stopping(val)
+        # A user's network may draw from torch's global random state
+        # (dropout): seeded from the fit's own stream, then restored.
+        seed = source.generator.initial_seed() + 1 if self._user_networks else None
         try:
-            trainer.run(source, epochs, early)
+            with global_random_state(seed, self.device_):
+                trainer.run(source, epochs, early)
         finally:
             self.n_iter_, self.learning_rate_ = trainer.n_iter, trainer.learning_rate
             self._train_noise_variance = trainer.train_noise_variance

@@ -285,6 +285,23 @@ def make_adam(module, lr):
         return torch.optim.Adam(params, lr=lr)
 
 
+@contextlib.contextmanager
+def global_random_state(seed, device):
+    """torch's global random state seeded with ``seed`` in the block, then restored.
+
+    For networks that draw from it (a user's dropout): the package's own
+    draw from local generators. ``seed=None``: the global state is neither
+    seeded nor saved.
+    """
+    if seed is None:
+        yield
+        return
+    device = torch.device(device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
+
+
 def set_learning_rate(optimizer, lr):
     for group in optimizer.param_groups:
         group["lr"] = lr
@@ -317,11 +334,6 @@ class Trainer:
         Appended to at each divergence.
     verbose : int
         ``> 0``: a progress bar; ``>= 2``: a line per epoch.
-    global_seed : int or None
-        Seed of torch's global random state during training, for networks
-        that draw from it (a user's dropout); the caller's state is restored
-        afterwards. ``None``: the global state is neither seeded nor saved
-        (the package's own networks draw from ``source.generator`` only).
     """
 
     def __init__(
@@ -340,7 +352,6 @@ class Trainer:
         prior_scaled,
         divergences,
         verbose=0,
-        global_seed=None,
     ):
         self.module, self.optimizer, self.schedule = module, optimizer, schedule
         self.objective, self.n_importance = objective, n_importance
@@ -353,7 +364,6 @@ class Trainer:
         self.prior_scaled, self.divergences, self.verbose = prior_scaled, divergences, verbose
         self.record = TrainingRecord()
         self.best_validation_score = None
-        self.global_seed = global_seed
 
     # ------------------------------------------------------------ the loop
     def run(self, source, max_epochs, validation=None):
@@ -367,59 +377,47 @@ class Trainer:
         :class:`EarlyStopping`, training stops when its score stops improving
         and the best epoch's copy is restored at the end.
         """
-        with self._global_random_state():
-            module = self.module
-            self._mark = 0  # len(record) at the end of the last completed epoch
-            self._snapshot = self.snapshot()  # state after the last completed epoch
-            if validation is not None:
-                validation.start(self)
-            failures, epochs_done, epoch = 0, 0, self.n_iter + 1
-            last_epoch = self.n_iter + max_epochs
-            bar = self._progress_bar(max_epochs)
-            module.set_noise_variance(self.train_noise_variance)
-            module.train()
-            prior_params = module.prior_parameters()
-            try:
-                while epochs_done < max_epochs:
-                    epoch = self.n_iter + 1
-                    bad = self._epoch(source, epoch, prior_params)
-                    if bad is not None:
-                        failures += 1
-                        self._rollback()
-                        self._handle_divergence(epoch, *bad, failures)
-                        continue
-                    failures = 0
-                    epochs_done += 1
-                    if self._end_of_epoch(epoch, validation, bar, last_epoch):
-                        break
-            except KeyboardInterrupt:
-                self._rollback()
-                warnings.warn(
-                    f"Training interrupted (KeyboardInterrupt) during epoch {epoch}; the "
-                    f"estimator holds the model after epoch {self.n_iter}, the last "
-                    "completed one. Call fit with warm_start=True to continue.",
-                    UserWarning,
-                    stacklevel=5,
-                )
-            finally:
-                if bar is not None:
-                    bar.close()
-                for p in prior_params:
-                    p.requires_grad_(True)
-                module.eval()
-            if validation is not None:
-                validation.finish(self)
-
-    @contextlib.contextmanager
-    def _global_random_state(self):
-        """torch's global random state seeded with ``global_seed`` (then restored), if set."""
-        if self.global_seed is None:
-            yield
-            return
-        device = next(self.module.parameters()).device
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(self.global_seed)
-            yield
+        module = self.module
+        self._mark = 0  # len(record) at the end of the last completed epoch
+        self._snapshot = self.snapshot()  # state after the last completed epoch
+        if validation is not None:
+            validation.start(self)
+        failures, epochs_done, epoch = 0, 0, self.n_iter + 1
+        last_epoch = self.n_iter + max_epochs
+        bar = self._progress_bar(max_epochs)
+        module.set_noise_variance(self.train_noise_variance)
+        module.train()
+        prior_params = module.prior_parameters()
+        try:
+            while epochs_done < max_epochs:
+                epoch = self.n_iter + 1
+                bad = self._epoch(source, epoch, prior_params)
+                if bad is not None:
+                    failures += 1
+                    self._rollback()
+                    self._handle_divergence(epoch, *bad, failures)
+                    continue
+                failures = 0
+                epochs_done += 1
+                if self._end_of_epoch(epoch, validation, bar, last_epoch):
+                    break
+        except KeyboardInterrupt:
+            self._rollback()
+            warnings.warn(
+                f"Training interrupted (KeyboardInterrupt) during epoch {epoch}; the "
+                f"estimator holds the model after epoch {self.n_iter}, the last "
+                "completed one. Call fit with warm_start=True to continue.",
+                UserWarning,
+                stacklevel=5,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+            for p in prior_params:
+                p.requires_grad_(True)
+            module.eval()
+        if validation is not None:
+            validation.finish(self)
 
     def _epoch(self, source, epoch, prior_params):
         """One pass over ``source``; ``None``, or ``(iteration, values)`` if it diverged."""
