@@ -10,8 +10,9 @@ same local pattern wherever it occurs in the window. Pass it as
 hierarchical prior, REWO, ``score_samples``, pipelines and persistence (see
 :ref:`custom_networks`).
 
-The data are windows of 64 samples of noisy sine waves, each with its own
-frequency (1 to 4 cycles per window) and phase. Each row is reshaped to
+The data are windows of 64 samples of a noisy signal, each with one pulse
+at a random position and of a random width: two numbers describe a window,
+so a 2-D latent space can hold them. Each row is reshaped to
 ``image_shape=(1, 64)`` (one channel, 64 time steps) before it reaches the
 encoder, which returns features; the package adds the Gaussian head. The
 decoder maps the 2-D codes back to the 64 values of a window.
@@ -36,7 +37,7 @@ from sklearn_vhp import VHPEstimator
 
 # Gallery builds set SKLEARN_VHP_EXAMPLE_EPOCHS to keep the docs fast.
 epochs = int(os.environ.get("SKLEARN_VHP_EXAMPLE_EPOCHS", 0)) or None
-n_windows, max_iter = (1500, 3 * epochs) if epochs else (4000, 60)
+n_windows, max_iter = (1500, 6 * epochs) if epochs else (4000, 100)
 torch.set_num_threads(1)  # small networks: one thread is the fastest on a CPU
 
 # %%
@@ -44,11 +45,11 @@ torch.set_num_threads(1)  # small networks: one thread is the fastest on a CPU
 # -------------------
 rng = np.random.RandomState(0)
 t = np.arange(64) / 64
-freq = rng.uniform(1, 4, size=(n_windows, 1))
-phase = rng.uniform(0, 2 * np.pi, size=(n_windows, 1))
-X = np.sin(2 * np.pi * freq * t + phase) + 0.1 * rng.randn(n_windows, 64)
+position = rng.uniform(0.1, 0.9, size=(n_windows, 1))
+width = rng.uniform(0.02, 0.06, size=(n_windows, 1))
+X = np.exp(-0.5 * ((t - position) / width) ** 2) + 0.05 * rng.randn(n_windows, 64)
 X_train, X_test = X[: -n_windows // 5], X[-n_windows // 5 :]
-freq_train = freq[: -n_windows // 5, 0]
+position_train = position[: -n_windows // 5, 0]
 
 
 # %%
@@ -123,8 +124,9 @@ conv.fit(X_train)
 
 # %%
 # The same estimator with the built-in fully connected networks, for
-# comparison (the two print their held-out log-likelihoods; at the
-# gallery's short training they are close).
+# comparison. Measured on one machine: 71.6 (convolution) and 67.2 (MLP)
+# nats per window at the gallery's size, 85.3 and 84.8 at the full size
+# (``python examples/plot_custom_network.py``).
 mlp = VHPEstimator(**common).fit(X_train)
 n_weights = {
     name: sum(p.numel() for p in est.module_.parameters())
@@ -139,20 +141,20 @@ for name, est in [("temporal convolution", conv), ("built-in MLP", mlp)]:
 # %%
 # The latent space
 # ----------------
-# Each window is a point of its 2-D code, coloured by its frequency; the
+# Each window is a point of its 2-D code, coloured by its pulse's position; the
 # prior's samples (grey) cover the same region. Below, test windows and
 # their reconstructions ``inverse_transform(transform(X))``.
 Z = conv.transform(X_train)
 fig, axes = plt.subplots(1, 2, figsize=(10, 4))
 axes[0].scatter(*conv.sample_latent(1000, random_state=0).T, s=2, c="0.8", label="prior")
-sc = axes[0].scatter(*Z.T, c=freq_train, s=3, cmap="viridis")
-fig.colorbar(sc, ax=axes[0], label="cycles per window")
+sc = axes[0].scatter(*Z.T, c=position_train, s=3, cmap="viridis")
+fig.colorbar(sc, ax=axes[0], label="position of the pulse")
 axes[0].set(title="Codes of the windows", xlabel="z1", ylabel="z2")
 axes[0].legend(loc="upper right", markerscale=4)
 recon = conv.inverse_transform(conv.transform(X_test[:3]))
 for i in range(3):
-    axes[1].plot(X_test[i] + 3 * i, color="0.6", lw=1)
-    axes[1].plot(recon[i] + 3 * i, color=f"C{i}", lw=2)
+    axes[1].plot(X_test[i] + 1.5 * i, color="0.6", lw=1)
+    axes[1].plot(recon[i] + 1.5 * i, color=f"C{i}", lw=2)
 axes[1].set(title="Test windows (grey) and reconstructions", xlabel="time step", yticks=[])
 fig.tight_layout()
 plt.show()
