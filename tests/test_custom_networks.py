@@ -404,9 +404,24 @@ def test_mixed_custom_and_builtin_networks(X):
     assert not _fit(custom(init="random"), X).module_.decoder.net.pca_started
 
 
+class Conv1dDecoder(nn.Module):
+    """Codes to (B, channels, time): the package flattens the output."""
+
+    def __init__(self, n_components, image_shape):
+        super().__init__()
+        self.shape = tuple(image_shape)
+        self.dense = nn.Linear(n_components, 4 * self.shape[1])
+        self.conv = nn.Conv1d(4, self.shape[0], 5, padding=2)
+
+    def forward(self, z):
+        return self.conv(torch.tanh(self.dense(z)).reshape(-1, 4, self.shape[1]))
+
+
 def test_images_reach_the_encoder_in_image_shape(X):
-    est = _fit(custom(encoder=Conv1dFeatures, image_shape=(2, 32)), X)
+    est = _fit(custom(encoder=Conv1dFeatures, decoder=Conv1dDecoder, image_shape=(2, 32)), X)
     assert est.transform(X).shape == (300, 2)
+    assert est.sample(3).shape == (3, 64)
+    assert np.isfinite(est.score_samples(X[:5])).all()
 
 
 def test_bernoulli_decoder_outputs_logits():
