@@ -35,6 +35,7 @@ from ._training import (
     ShuffledBatches,
     StreamedBatches,
     Trainer,
+    global_random_state,
     make_adam,
 )
 
@@ -120,14 +121,36 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         convolutions (32, 32, 64, 64 channels) mirrored in the decoder;
         ``"gated_conv"``, gated convolutions and gated dense layers (the
         VampPrior paper's MNIST network). Both need ``image_shape``; their
-        dense layers follow ``hidden_layer_sizes``.
+        dense layers follow ``hidden_layer_sizes``. Ignored for a network
+        given as ``encoder`` or ``decoder``.
     image_shape : tuple of int or None, default=None
         ``(height, width)`` or ``(channels, height, width)`` of one image (a
         row of ``X`` flattened in C order) for the convolutional
         architectures; one entry may be ``-1`` (inferred, as in
-        :func:`numpy.reshape`). Checked but ignored with ``"mlp"``.
+        :func:`numpy.reshape`). Checked but ignored with ``"mlp"``. A
+        custom ``encoder`` sees rows reshaped to ``(batch, *image_shape)``.
+    encoder : torch.nn.Module, callable or None, default=None
+        Your own encoder network in place of the built-in one of
+        ``architecture`` (see :ref:`custom_networks`): a module mapping a
+        float32 batch of rows, ``(batch, n_features)`` or ``(batch,
+        *image_shape)``, to features ``(batch, ...)``; the package adds the
+        Gaussian head (``encoder_variance``) and the linear shortcut the PCA
+        start sets. A module is copied at ``fit`` (yours is never trained)
+        and keeps its weights; a class or other callable is called with the
+        arguments its signature names among ``n_features``,
+        ``n_components`` and ``image_shape`` (bind others with
+        :func:`functools.partial`) under a seed from ``random_state``.
+        Checked at ``fit`` by one forward pass on two rows.
+    decoder : torch.nn.Module, callable or None, default=None
+        Your own decoder in place of the built-in one: maps a float32 batch
+        of codes ``(batch, n_components)`` to ``(batch, n_features)`` (or
+        ``(batch, *image_shape)``) means (Gaussian likelihood) or logits
+        (Bernoulli likelihood). Copied or built as ``encoder``. ``init="pca"``
+        calls its ``set_linear(weight, bias)`` if it has one; otherwise it
+        keeps its own initialisation.
     hidden_layer_sizes : tuple of int or "auto", default="auto"
-        Widths of the hidden layers of every network. ``"auto"``: four
+        Widths of the hidden layers of every built-in network (the prior's
+        networks too, also with a custom ``encoder`` and ``decoder``). ``"auto"``: four
         layers of ``n_samples / 16`` units, within 32–256 (the paper's
         4 × 256 from 4,096 rows on; see :ref:`defaults`); the widths used
         are ``hidden_layer_sizes_``.
@@ -137,6 +160,8 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         ``"pca"`` starts the encoder mean as the whitened PCA projection (a
         linear shortcut beside the MLP, whose output starts at zero), as
         t-SNE and UMAP start from a spectral layout; ``"random"`` does not.
+        It applies to a custom ``encoder`` too (through the package's head),
+        and to a custom ``decoder`` that has ``set_linear``.
     encoder_variance : {"shared", "amortized"}, default="shared"
         Covariance of ``q(z|x)``: one learned diagonal variance for all
         inputs (``"shared"``, which makes the ELBO prefer an isometric
@@ -276,6 +301,8 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         noise_variance="auto",
         architecture="mlp",
         image_shape=None,
+        encoder=None,
+        decoder=None,
         hidden_layer_sizes="auto",
         activation="tanh",
         init="pca",
@@ -309,6 +336,8 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         self.noise_variance = noise_variance
         self.architecture = architecture
         self.image_shape = image_shape
+        self.encoder = encoder
+        self.decoder = decoder
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.init = init
@@ -571,6 +600,12 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         self._module_config = resolved.module_config
         self.schedule_ = make_schedule(self.schedule, **resolved.schedule_args)
         generator = torch.Generator().manual_seed(int(rng.randint(2**31 - 1)))
+        if self.encoder is not None or self.decoder is not None:
+            # The user's networks are built (and their lazy layers drawn)
+            # under a global torch seed from random_state; it takes nothing
+            # from rng, so the rest of the fit draws what it would with the
+            # built-in networks (the PCA rows, the evaluation noise...).
+            self._module_config["network_seed"] = generator.initial_seed() + 1
         module = build_vae(**self._module_config, generator=generator)
         if self.init == "pca":
             module.init_from_projections(
@@ -614,8 +649,12 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             **({} if resume is None else {"resume": resume}),
         )
         early = None if val is None else self._early_stopping(val)
+        # A user's network may draw from torch's global random state
+        # (dropout): seeded from the fit's own stream, then restored.
+        seed = source.generator.initial_seed() + 1 if self._user_networks else None
         try:
-            trainer.run(source, epochs, early)
+            with global_random_state(seed, self.device_):
+                trainer.run(source, epochs, early)
         finally:
             self.n_iter_, self.learning_rate_ = trainer.n_iter, trainer.learning_rate
             self._train_noise_variance = trainer.train_noise_variance
@@ -877,6 +916,12 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         # check_is_fitted(self, "_n_features_out") then fails as it should.
         check_is_fitted(self)
         return self._n_latent
+
+    @property
+    def _user_networks(self):
+        """Whether the fitted model has a user's encoder or decoder."""
+        config = self._module_config
+        return config.get("encoder") is not None or config.get("decoder") is not None
 
     @property
     def _n_latent(self):

@@ -12,6 +12,15 @@ and objects element by element, objects by their class and
 ``__getstate__``), so anything the state holds, a user's torch module
 included, is covered without a special case. ``VHPEstimator.__getstate__``
 and ``__setstate__`` delegate here.
+
+A user's network (the ``encoder`` and ``decoder`` parameters, and the
+fitted configuration that refers to them) is saved as a :class:`SavedModule`:
+pickle and joblib pickle the module itself; ``skops.io`` stores it as a tree
+of its classes, plain attributes and numpy arrays (:func:`module_tree`), so
+that the only types to trust are this package's, the module classes (the
+user's and ``torch.nn``'s) and what their attributes hold. The trained
+weights go, as for the built-in networks, through the numpy weights; the
+whole-state checksums cover the saved module too.
 """
 
 import hashlib
@@ -22,6 +31,7 @@ from numbers import Integral
 
 import numpy as np
 import torch
+from torch import nn
 
 from ._torch.factory import build_vae
 from ._training import make_adam
@@ -62,11 +72,156 @@ FITTED_STATE = (
 NEW_BUFFERS = ("prior.input_loc", "prior.input_scale")
 
 
+#: Entries of the state that may hold a user's network: directly, or as values of a dict.
+MODULE_ENTRIES = ("encoder", "decoder")
+MODULE_DICTS = ("_module_config", "_structure")
+
+
+class SavedModule:
+    """A torch module inside a saved state (see the module's docstring).
+
+    ``key`` numbers the modules of one state: a module referred to several
+    times (the parameter, the fitted configuration, the warm-start record)
+    is loaded as one object, whether or not the format keeps shared
+    references.
+    """
+
+    def __init__(self, module, key):
+        self.module, self.key = module, key
+
+    def __reduce_ex__(self, protocol):  # pickle, joblib, copy: the module pickles itself
+        return (SavedModule, (self.module, self.key))
+
+    def _checksum_state(self):  # what the whole-state checksum covers: the module itself
+        return {"key": self.key, "module": self.module}
+
+    def __getstate__(self):  # skops.io: classes, plain values and numpy arrays
+        return {"key": self.key, "tree": module_tree(self.module)}
+
+    def __setstate__(self, state):
+        self.key, self.module = state["key"], tree_module(state["tree"])
+
+
+def module_tree(module):
+    """``module`` as nested dicts of its classes, plain attributes and numpy arrays.
+
+    Tensors are listed once (``"tensors"``: array, and ``requires_grad`` for
+    a parameter or ``None`` for a buffer) and referred to by index, and a
+    submodule used twice is stored once, so shared weights stay shared.
+    """
+    tensors, tensor_index, seen = [], {}, {}
+
+    def tensor(t, is_param):
+        if isinstance(t, nn.parameter.UninitializedTensorMixin):
+            raise ValueError(
+                "A module has a lazy layer that was never run, which skops.io cannot "
+                "store. Save with pickle or joblib, or pass a class that builds the module."
+            )
+        if id(t) not in tensor_index:
+            tensor_index[id(t)] = len(tensors)
+            grad = bool(t.requires_grad) if is_param else None
+            tensors.append((t.detach().cpu().numpy(), grad))
+        return tensor_index[id(t)]
+
+    def node(m):
+        if id(m) in seen:
+            return {"same_as": seen[id(m)]}
+        seen[id(m)] = len(seen)
+        attrs = dict(vars(m))
+        params, buffers = attrs.pop("_parameters"), attrs.pop("_buffers")
+        children = attrs.pop("_modules")
+        for name in [k for k in attrs if "hook" in k]:
+            if attrs.pop(name):
+                raise ValueError(
+                    f"The {type(m).__name__} module has hooks ({name}: lazy layers "
+                    "before their first forward pass, weight or spectral normalisation...), "
+                    "which skops.io cannot store. Save the estimator with pickle or joblib, "
+                    "or pass a class that builds the module."
+                )
+        return {
+            "id": seen[id(m)],
+            "cls": type(m),
+            "attrs": attrs,
+            "parameters": {k: None if p is None else tensor(p, True) for k, p in params.items()},
+            "buffers": {k: None if b is None else tensor(b, False) for k, b in buffers.items()},
+            "modules": {k: None if c is None else node(c) for k, c in children.items()},
+        }
+
+    root = node(module)
+    return {"root": root, "tensors": tensors}
+
+
+def tree_module(tree):
+    """The module :func:`module_tree` describes (``__setstate__`` of its classes)."""
+    tensors = [
+        torch.tensor(np.array(a)) if grad is None else nn.Parameter(torch.tensor(np.array(a)), grad)
+        for a, grad in tree["tensors"]
+    ]
+    built = {}
+
+    def build(node):
+        if "same_as" in node:
+            return built[node["same_as"]]
+        cls = node["cls"]
+        module = cls.__new__(cls)
+        built[node["id"]] = module
+        nn.Module.__init__(module)  # the hooks' empty tables (not the class's own __init__)
+        state = dict(node["attrs"])
+        state["_parameters"] = {
+            k: None if i is None else tensors[i] for k, i in node["parameters"].items()
+        }
+        state["_buffers"] = {
+            k: None if i is None else tensors[i] for k, i in node["buffers"].items()
+        }
+        state["_modules"] = {k: None if c is None else build(c) for k, c in node["modules"].items()}
+        module.__setstate__(state)
+        return module
+
+    return build(tree["root"])
+
+
+def _save_modules(state):
+    """Replace the user's networks in ``state`` (a copy) by :class:`SavedModule` s."""
+    memo = {}
+
+    def saved(value):
+        if not isinstance(value, nn.Module):
+            return value
+        if id(value) not in memo:
+            memo[id(value)] = SavedModule(value, len(memo))
+        return memo[id(value)]
+
+    for name in MODULE_ENTRIES:
+        if name in state:
+            state[name] = saved(state[name])
+    for name in MODULE_DICTS:
+        if isinstance(state.get(name), dict):
+            state[name] = {k: saved(v) for k, v in state[name].items()}
+
+
+def _load_modules(state):
+    """Undo :func:`_save_modules` in ``state``: one module per key."""
+    modules = {}
+
+    def loaded(value):
+        if not isinstance(value, SavedModule):
+            return value
+        return modules.setdefault(value.key, value.module)
+
+    for name in MODULE_ENTRIES:
+        if name in state:
+            state[name] = loaded(state[name])
+    for name in MODULE_DICTS:
+        if isinstance(state.get(name), dict):
+            state[name] = {k: loaded(v) for k, v in state[name].items()}
+
+
 def get_state(state):
     """The picklable form of an estimator's ``__dict__`` ``state``."""
     from . import __version__
 
     state = {"_state_format": STATE_FORMAT, **state}
+    _save_modules(state)
     state["_sklearn_vhp_version"] = __version__
     if "module_" in state:
         module, optimizer = state["module_"], state["_optimizer"]
@@ -83,6 +238,13 @@ def get_state(state):
         state["_optimizer_state"] = optimizer
         state["device_"] = str(state["device_"])
         state.pop("_optimizer", None)
+    # Object arrays (the phase column, feature names) as lists: numpy rebuilds
+    # an object array from its pickle without checking its length against its
+    # shape, so one damaged byte there crashed the interpreter before any check.
+    if isinstance(state.get("history_"), dict):
+        state["history_"] = {k: _object_list(v) for k, v in state["history_"].items()}
+    if "feature_names_in_" in state:
+        state["feature_names_in_"] = _object_list(state["feature_names_in_"])
     # Last in the pickle, far from the format number at its start: damage to
     # one cannot also hide the other.
     state["_state_checksum"] = state_checksums(state)
@@ -155,6 +317,11 @@ def set_state(state):
             f"{state_format!r} is not one sklearn-vhp ever wrote. Load an undamaged copy "
             "or refit the model."
         )
+    _load_modules(state)  # the user's networks, once their checksums held
+    if isinstance(state.get("history_"), dict):  # object arrays were saved as lists
+        state["history_"] = {k: _object_array(v) for k, v in state["history_"].items()}
+    if "feature_names_in_" in state:
+        state["feature_names_in_"] = _object_array(state["feature_names_in_"])
     state.pop("_sklearn_vhp_version", None)
     state.pop("_state_format", None)
     checksum = state.pop("_weights_checksum", None)
@@ -253,6 +420,22 @@ def set_state(state):
     return state
 
 
+def _object_list(value):
+    """A 1-D object array as a list (see :func:`get_state`); anything else as it is."""
+    if isinstance(value, np.ndarray) and value.dtype == object and value.ndim == 1:
+        return value.tolist()
+    return value
+
+
+def _object_array(value):
+    """Undo :func:`_object_list`."""
+    if isinstance(value, list):
+        out = np.empty(len(value), dtype=object)
+        out[:] = value
+        return out
+    return value
+
+
 def _to_numpy(value):
     return value.detach().cpu().numpy() if torch.is_tensor(value) else value
 
@@ -324,6 +507,10 @@ def _canonical(obj, feed, active):
                     _canonical(item, feed, active)
         else:
             feed(np.ascontiguousarray(obj).tobytes())
+    elif isinstance(obj, nn.parameter.UninitializedTensorMixin):  # a lazy layer not yet run
+        feed(f"U{type(obj).__name__};".encode())
+    elif isinstance(obj, nn.parameter.UninitializedTensorMixin):  # a lazy layer not yet run
+        feed(f"U{type(obj).__name__};".encode())
     elif torch.is_tensor(obj):
         t = obj.detach().cpu().contiguous()
         feed(f"T{type(obj).__name__}|{t.dtype}|{tuple(t.shape)};".encode())
@@ -372,7 +559,14 @@ def _canonical_container(obj, feed, active):
         for item in sorted(encoded):
             feed(item)
     else:
-        getstate = getattr(obj, "__getstate__", None)
-        state = getstate() if getstate is not None else None
+        # An object's own checksum form first (a saved network: the module,
+        # not the tree skops.io gets), then its pickled state; Python 3.10's
+        # plain objects have no __getstate__: their __dict__.
+        getstate = getattr(obj, "_checksum_state", None) or getattr(obj, "__getstate__", None)
+        state = getstate() if getstate is not None else getattr(obj, "__dict__", None)
+        if isinstance(obj, nn.Module):
+            # Hooks are code, not data, and torch's pickle rewraps them
+            # (_WrappedHook): the module's data is the rest.
+            state = {k: v for k, v in state.items() if "hook" not in k}
         feed(f"O{kind};".encode())
         _canonical(state, feed, active)

@@ -64,6 +64,8 @@ STRUCTURAL_PARAMS = (
     "image_shape",
     "hidden_layer_sizes",
     "activation",
+    "encoder",
+    "decoder",
     "encoder_variance",
     "device",
     "schedule",
@@ -94,6 +96,8 @@ PARAMETER_CONSTRAINTS = {
     "likelihood": [StrOptions({"auto", "bernoulli", "gaussian"})],
     "noise_variance": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
     "architecture": [StrOptions({"mlp", "conv", "gated_conv"})],
+    "encoder": [torch.nn.Module, callable, None],
+    "decoder": [torch.nn.Module, callable, None],
     "image_shape": ["array-like", None],
     "hidden_layer_sizes": ["array-like", StrOptions({"auto"})],
     "activation": [StrOptions({"tanh", "relu", "elu", "silu"})],
@@ -137,7 +141,12 @@ def check_warm_start(est):
     ignored = {"n_pseudo_inputs"} if fitted["prior"] != "vamp" else set()
     if fitted["schedule"] != "warmup":
         ignored.add("warmup_epochs")
-    changed = [n for n in STRUCTURAL_PARAMS if n not in ignored and now[n] != fitted[n]]
+    # (models fitted before encoder and decoder existed had the built-in networks)
+    changed = [
+        n
+        for n in STRUCTURAL_PARAMS
+        if n not in ignored and now[n] is not fitted.get(n) and now[n] != fitted.get(n)
+    ]
     if changed:
         what = ", ".join(f"{n} changed from {fitted[n]!r} to {now[n]!r}" for n in changed)
         raise ValueError(
@@ -357,7 +366,8 @@ def hidden_layer_sizes(est, n_samples):
 def image_shape(est, n_features):
     """``image_shape`` as a tuple of ints matching ``n_features`` (or None)."""
     if est.image_shape is None:
-        if est.architecture != "mlp":
+        builtin = est.encoder is None or est.decoder is None
+        if est.architecture != "mlp" and builtin:
             raise ValueError(
                 f"architecture={est.architecture!r} needs image_shape, the shape "
                 "(height, width) or (channels, height, width) of one image; got "
@@ -621,6 +631,11 @@ def resolve(est, X, hidden, n_samples=None, scan=None):
         architecture=est.architecture,
         image_shape=image_shape(est, X.shape[1]),
     )
+    # The user's networks (as given: build_vae copies or builds them); the
+    # built-in ones leave the configuration as it always was.
+    for name in ("encoder", "decoder"):
+        if getattr(est, name) is not None:
+            module_config[name] = getattr(est, name)
     schedule_args = dict(
         kappa=kappa,
         nu=est.nu,

@@ -13,6 +13,7 @@ the settings, hands over the module, optimiser and schedule, and reads the
 results back (``n_iter``, ``learning_rate``, ``record`` ...).
 """
 
+import contextlib
 import copy
 import ctypes
 import functools
@@ -321,6 +322,23 @@ def make_adam(module, lr):
         return torch.optim.Adam(params, lr=lr)
 
 
+@contextlib.contextmanager
+def global_random_state(seed, device):
+    """torch's global random state seeded with ``seed`` in the block, then restored.
+
+    For networks that draw from it (a user's dropout): the package's own
+    draw from local generators. ``seed=None``: the global state is neither
+    seeded nor saved.
+    """
+    if seed is None:
+        yield
+        return
+    device = torch.device(device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
+
+
 def set_learning_rate(optimizer, lr):
     for group in optimizer.param_groups:
         group["lr"] = lr
@@ -601,9 +619,16 @@ class Trainer:
         first iteration of the other schedules): by then the encoder may have
         spread the latent far beyond unit scale.
         """
-        if self.module.prior_has_scale:  # the other priors have nothing to fit
-            with torch.no_grad():
-                self.module.standardise_prior(source.reference_rows())
+        module = self.module
+        if module.prior_has_scale:  # the other priors have nothing to fit
+            # In eval mode: a user's dropout or batch normalisation would make
+            # the codes noisy or update its running statistics.
+            module.eval()
+            try:
+                with torch.no_grad():
+                    module.standardise_prior(source.reference_rows())
+            finally:
+                module.train()
         self.prior_scaled = True
 
     def _handle_divergence(self, epoch, iteration, values, failures):

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .conv import ConvGaussianEncoder, DeconvDecoder, GatedDecoder
+from .custom import CustomDecoder, CustomGaussianEncoder, input_shape_of, make_network, user_modules
 from .likelihoods import BernoulliLikelihood, GaussianLikelihood
 from .networks import MLP, GaussianHead, GaussianMLP
 from .priors import HierarchicalPrior, StandardNormalPrior, VampPrior
@@ -32,6 +33,9 @@ def build_vae(
     n_pseudo_inputs=None,
     architecture="mlp",
     image_shape=None,
+    encoder=None,
+    decoder=None,
+    network_seed=0,
     generator=None,
 ):
     """Construct a VAE from plain (picklable) settings.
@@ -46,39 +50,40 @@ def build_vae(
     (conv/deconv) or ``"gated_conv"`` (gated conv encoder, gated dense
     decoder); see :mod:`.conv`. The hierarchical prior's networks are MLPs
     whatever the architecture.
+
+    ``encoder`` and ``decoder``, when not ``None``, replace the built-in
+    networks by the user's (see :mod:`.custom`): a module (deep-copied) or
+    what builds one, built and checked under the global torch seed
+    ``network_seed`` (the global random state is restored afterwards); the
+    encoder's features get the package's Gaussian head. Their own weights
+    are kept: ``generator`` draws the package's layers only.
     """
     act = ACTIVATIONS[activation]
     hidden = tuple(hidden_layer_sizes)
     shared = encoder_variance == "shared"
-    if architecture != "mlp" and image_shape is None:
+    builtin = encoder is None or decoder is None
+    if architecture != "mlp" and image_shape is None and builtin:
         raise ValueError(f"architecture={architecture!r} needs image_shape.")
     with torch.random.fork_rng(devices=[]):  # module constructors draw from it
-        if architecture == "mlp":
-            encoder = GaussianMLP(
-                n_features, hidden, n_components, activation=act, shared_variance=shared
+        if encoder is not None or decoder is not None:
+            torch.manual_seed(network_seed)
+            encoder, decoder = _custom_networks(
+                encoder, decoder, n_features, n_components, image_shape, shared
             )
-            decoder = MLP(n_components, hidden[::-1], n_features, activation=act)
-        elif architecture in ("conv", "gated_conv"):
-            gated = architecture == "gated_conv"
-            encoder = ConvGaussianEncoder(
-                image_shape,
-                hidden,
+        if builtin:
+            enc, dec = _builtin_networks(
+                architecture,
+                n_features,
                 n_components,
-                gated=gated,
-                activation=act,
-                shared_variance=shared,
+                hidden,
+                act,
+                shared,
+                image_shape,
+                encoder=encoder is None,
+                decoder=decoder is None,
             )
-            if encoder.n_in != n_features:
-                raise ValueError(
-                    f"image_shape={tuple(image_shape)!r} has {encoder.n_in} pixels, "
-                    f"not n_features={n_features}."
-                )
-            if gated:
-                decoder = GatedDecoder(n_components, hidden[::-1], image_shape)
-            else:
-                decoder = DeconvDecoder(n_components, hidden[::-1], image_shape, activation=act)
-        else:
-            raise ValueError(f"Unknown architecture {architecture!r}.")
+            encoder = enc if encoder is None else encoder
+            decoder = dec if decoder is None else decoder
         if likelihood == "bernoulli":
             lik = BernoulliLikelihood()
         else:
@@ -99,6 +104,67 @@ def build_vae(
     return vae
 
 
+def _custom_networks(encoder, decoder, n_features, n_components, image_shape, shared):
+    """The user's networks, wrapped (``None`` where the built-in one is used)."""
+    known = dict(n_features=n_features, n_components=n_components)
+    known["image_shape"] = None if image_shape is None else tuple(image_shape)
+    shape = input_shape_of(image_shape, n_features)
+    if encoder is not None:
+        encoder = CustomGaussianEncoder(
+            make_network(encoder, "encoder", **known),
+            n_features,
+            n_components,
+            input_shape=shape,
+            shared_variance=shared,
+        )
+    if decoder is not None:
+        decoder = CustomDecoder(
+            make_network(decoder, "decoder", **known),
+            n_components,
+            n_features,
+            output_shape=shape,
+        )
+    return encoder, decoder
+
+
+def _builtin_networks(
+    architecture, n_features, n_components, hidden, act, shared, image_shape, *, encoder, decoder
+):
+    """The built-in encoder and decoder of ``architecture`` (those asked for, else ``None``)."""
+    enc = dec = None
+    if architecture == "mlp":
+        if encoder:
+            enc = GaussianMLP(
+                n_features, hidden, n_components, activation=act, shared_variance=shared
+            )
+        if decoder:
+            dec = MLP(n_components, hidden[::-1], n_features, activation=act)
+    elif architecture in ("conv", "gated_conv"):
+        gated = architecture == "gated_conv"
+        if encoder:
+            enc = ConvGaussianEncoder(
+                image_shape,
+                hidden,
+                n_components,
+                gated=gated,
+                activation=act,
+                shared_variance=shared,
+            )
+            if enc.n_in != n_features:
+                raise ValueError(
+                    f"image_shape={tuple(image_shape)!r} has {enc.n_in} pixels, "
+                    f"not n_features={n_features}."
+                )
+        if decoder:
+            if gated:
+                dec = GatedDecoder(n_components, hidden[::-1], image_shape)
+            else:
+                dec = DeconvDecoder(n_components, hidden[::-1], image_shape, activation=act)
+    else:
+        raise ValueError(f"Unknown architecture {architecture!r}.")
+    return enc, dec
+
+
 @torch.no_grad()
 def reset_parameters(module, generator):
     """Re-draw every linear and conv layer with ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``.
@@ -106,13 +172,24 @@ def reset_parameters(module, generator):
     ``fan_in`` is ``weight[0].numel()``: the input width of a linear layer,
     ``in_channels * kernel size`` of a convolution (PyTorch's convention,
     also for transposed convolutions).
+
+    The user's own networks (see :mod:`.custom`) keep their weights, but
+    their linear and conv layers are drawn too, into scratch tensors: the
+    package's layers get the values they would get beside built-in
+    networks of the same layers, so a user's network built like a built-in
+    one, with its weights, gives the built-in model.
     """
+    users = {id(m) for m in user_modules(module)}
     for m in module.modules():
         if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)):
-            bound = 1.0 / math.sqrt(max(1, m.weight[0].numel()))
-            m.weight.uniform_(-bound, bound, generator=generator)
-            if m.bias is not None:
-                m.bias.uniform_(-bound, bound, generator=generator)
+            weight, bias = m.weight, m.bias
+            if id(m) in users:  # drawn, not written
+                weight = torch.empty_like(weight)
+                bias = None if bias is None else torch.empty_like(bias)
+            bound = 1.0 / math.sqrt(max(1, weight[0].numel()))
+            weight.uniform_(-bound, bound, generator=generator)
+            if bias is not None:
+                bias.uniform_(-bound, bound, generator=generator)
     # Gaussian encoders start with unit variances.
     for m in module.modules():
         if isinstance(m, GaussianHead):

@@ -231,24 +231,32 @@ class VAE(nn.Module):
         with ``n_out`` outputs; ``"squared_error"``: a row of
         :meth:`squared_error`; ``"sample"``: a row of :meth:`sample_latent`.
         ``itemsize`` is the bytes per float (8 for float64, 4 for float32).
+
+        A user's network (:mod:`.custom`) states the activations it was
+        measured to make per row (``measured_floats_per_row``,
+        ``measured_floats_per_sample``); they are counted in every task, the
+        encoder's conservatively once per (row, sample) pair of
+        ``"log_marginal"``.
         """
         hidden = self.hidden_layer_sizes
         widest = max(hidden, default=1)
         per_row = getattr(self.encoder, "floats_per_row", 0)
         per_sample = getattr(self.decoder, "floats_per_sample", 0)
+        user_row = getattr(self.encoder, "measured_floats_per_row", 0)
+        user_sample = getattr(self.decoder, "measured_floats_per_sample", 0)
         n_features = self.decoder_width
         if task == "log_marginal":
             floats = 3 * n_features + 2 * widest
             # The VampPrior's log p(z) holds its K component densities per
             # pair, always in float64 (8 bytes, counted in units of itemsize).
             floats += 2 * getattr(self.prior, "n_components_mixture", 0) * 8 // itemsize
-            floats += per_sample
+            floats += per_sample + user_row
         elif task == "loss":
-            floats = n_samples * (n_features + 2 * (sum(hidden) or 1) + per_sample)
+            floats = n_samples * (n_features + 2 * (sum(hidden) or 1) + per_sample) + user_row
         elif task == "map":
             floats = n_out + widest + max(per_row, per_sample)
         elif task == "squared_error":
-            floats = 2 * n_features + widest
+            floats = 2 * n_features + widest + user_row + user_sample
         elif task == "sample":
             floats = 4 * sum(hidden) + 6 * self.encoder.n_out
             if getattr(self.prior, "n_components_mixture", 0):
