@@ -225,3 +225,38 @@ def test_knee_bent_90_degrees_puts_the_shin_backwards():
     np.testing.assert_allclose(skeleton.forward_kinematics(frame, names), pose)
     moved = skeleton.forward_kinematics(frame, names, root="keep")
     np.testing.assert_allclose(moved[index["root"]], [5.0, 0.0, 0.0])
+
+
+@needs_data
+def test_plot_pose_strip_draws_one_figure_per_frame():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sklearn_vhp.plotting import plot_pose, plot_pose_strip
+
+    skeleton = read_asf(MOCAP / "12.asf")
+    mocap = load_cmu_mocap(MOCAP / "13_30.amc.gz", fps=10)
+    fig, ax = plt.subplots()
+    plot_pose_strip(
+        skeleton, mocap.data[:20], mocap.feature_names, ax, fill=mocap.fill_values, n_frames=4
+    )
+    assert len(ax.collections) == 4
+    n_bones = len(skeleton.joint_names) - 1
+    first, last = (np.asarray(c.get_segments()) for c in (ax.collections[0], ax.collections[-1]))
+    assert first.shape == (n_bones, 2, 2)
+    assert last[:, :, 0].min() > first[:, :, 0].max()  # left to right, no overlap
+    fig2, ax2 = plt.subplots()
+    plot_pose(skeleton, mocap.data[0], mocap.feature_names, ax2, fill=mocap.fill_values)
+    np.testing.assert_allclose(np.asarray(ax2.collections[0].get_segments()), first)
+    plt.close(fig)
+    plt.close(fig2)
+
+
+def test_features_to_channels_needs_every_channel():
+    with pytest.raises(ValueError, match="'b.rx' is neither a feature nor in fill_values"):
+        features_to_channels(np.zeros((2, 1)), ["a.rx"], ["a.rx", "b.rx"], {})
+    out = features_to_channels(np.ones((2, 1)), ["a.rx"], ["b.rx", "a.rx"], {"b.rx": 7.0})
+    np.testing.assert_array_equal(out, [[7.0, 1.0], [7.0, 1.0]])
