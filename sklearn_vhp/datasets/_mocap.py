@@ -178,16 +178,16 @@ def read_amc(path, *, skeleton=None):
     body = [line for line in body if line.strip()]
     if not body:
         raise ValueError(f"{path}: no frames after the header (line {start + 1})")
-    tokens = [line.split() for line in body]
 
     def fail(i, what):
         raise ValueError(f"{path}, line {lineno[i]}: {what}: {body[i].strip()[:80]!r}")
 
-    if len(tokens[0]) != 1 or not tokens[0][0].isdigit():
+    if len(body[0].split()) != 1 or not body[0].strip().isdigit():
         fail(0, "expected a frame number")
     # The first frame's joints fix the layout.
     joints = []
-    for toks in tokens[1:]:
+    for line in body[1:]:
+        toks = line.split()
         if len(toks) == 1 and toks[0].isdigit():
             break
         joints.append((toks[0], len(toks) - 1))
@@ -202,6 +202,12 @@ def read_amc(path, *, skeleton=None):
         channel_names.extend(f"{name}.{d}" for d in names)
     per_frame = len(joints) + 1
     n_frames = -(-len(body) // per_frame)
+    frames = _amc_fast(body, joints, n_frames)
+    if frames is not None:
+        return frames, channel_names
+
+    # Something is off: find the first bad line, checking line by line.
+    tokens = [line.split() for line in body]
 
     # Check the layout of every line at once: first tokens and token counts.
     first = np.array([toks[0] if toks else "" for toks in tokens], dtype=object)
@@ -257,6 +263,41 @@ def read_amc(path, *, skeleton=None):
         j = int(np.searchsorted(offsets, col, side="right")) - 1
         fail(row * per_frame + 1 + j, "a value is not finite")
     return frames.reshape(n_frames, len(channel_names)), channel_names
+
+
+def _amc_fast(body, joints, n_frames):
+    """Frames of a well-formed AMC body from one split of the whole text, or ``None``.
+
+    The tokens of a frame are its number, then each joint's name and values;
+    with the line count, the token count, every name in place, consecutive
+    frame numbers and every value a finite number, the file is well formed.
+    Anything else returns ``None`` and the line-by-line check finds the line.
+    """
+    per_frame = len(joints) + 1
+    width = 1 + sum(1 + c for _, c in joints)
+    if len(body) != n_frames * per_frame:
+        return None
+    tokens = "\n".join(body).split()
+    if len(tokens) != n_frames * width:
+        return None
+    table = np.array(tokens, dtype=object).reshape(n_frames, width)
+    name_cols, value_cols, col = [], [], 1
+    for _, count in joints:
+        name_cols.append(col)
+        value_cols.extend(range(col + 1, col + 1 + count))
+        col += 1 + count
+    if not np.all(table[:, name_cols] == np.array([j for j, _ in joints], dtype=object)):
+        return None
+    try:
+        numbers = table[:, 0].astype(np.int64)
+        values = table[:, value_cols].astype(np.float64)
+    except ValueError:
+        return None
+    if not np.array_equal(numbers, numbers[0] + np.arange(n_frames)):
+        return None
+    if not np.all(np.isfinite(values)):
+        return None
+    return values
 
 
 # ---------------------------------------------------------------------- ASF
