@@ -113,10 +113,20 @@ def per_joint_smoothness(decoded, groups):
 
 
 def run_model(key, args, train, held, groups):
-    model = make_model(key, args.settings, args.seed, args.max_iter, args.quick)
-    t0 = time.perf_counter()
-    model.fit(train.X)
-    fit_time = time.perf_counter() - t0
+    if args.reuse is not None:
+        # Evaluate a model pickled by an earlier run (its fit time from that run's json).
+        with open(args.reuse / f"mocap_{args.settings}_{key}.pkl", "rb") as fh:
+            model = pickle.load(fh)
+        previous = args.reuse / f"mocap_{args.settings}.json"
+        fit_time = None
+        if previous.exists():
+            old = json.loads(previous.read_text(encoding="utf-8"))["results"].get(key, {})
+            fit_time = old.get("fit_time")
+    else:
+        model = make_model(key, args.settings, args.seed, args.max_iter, args.quick)
+        t0 = time.perf_counter()
+        model.fit(train.X)
+        fit_time = time.perf_counter() - t0
     z_train = model.transform(train.X)
     z_held = model.transform(held.X)
     knn = KNeighborsClassifier(n_neighbors=5).fit(z_train, train.target)
@@ -127,7 +137,7 @@ def run_model(key, args, train, held, groups):
     score_time = time.perf_counter() - t0
     rng = np.random.default_rng(args.seed)
     pairs = rng.integers(0, len(held.X), size=(args.n_graphs, args.n_pairs, 2))
-    smooth, lengths, points, found, components = [], [], [], 0, []
+    smooth, lengths, points, found, components, per_pair = [], [], [], 0, [], []
     paths = {}
     t0 = time.perf_counter()
     for g in range(args.n_graphs):
@@ -149,6 +159,7 @@ def run_model(key, args, train, held, groups):
             smooth.append(per_joint_smoothness(path.decoded, groups))
             lengths.append(path.length)
             points.append(len(path.latent))
+            per_pair.append([g, int(i), int(j), float(smooth[-1].mean()), len(path.latent)])
         if g == 0:
             first_graph = interp
     interp_time = time.perf_counter() - t0
@@ -178,6 +189,7 @@ def run_model(key, args, train, held, groups):
         "smooth_joint_std": smooth.std(axis=0).tolist() if len(smooth) else None,
         "path_points_mean": float(np.mean(points)) if points else None,
         "path_length_mean": float(np.mean(lengths)) if lengths else None,
+        "per_pair": per_pair,
     }
     plots = {
         "z_train": z_train,
@@ -346,6 +358,19 @@ def fmt(v, digits=3):
     return "–" if v is None else f"{v:.{digits}f}"
 
 
+def common_pairs(results):
+    """Mean smoothness of each model on the (graph, pair) every model connects."""
+    if not all(r.get("per_pair") for r in results.values()):
+        return None
+    sets = [{(g, i, j): m for g, i, j, m, _ in r["per_pair"]} for r in results.values()]
+    shared = set.intersection(*(set(s) for s in sets))
+    if not shared or all(len(s) == len(shared) for s in sets):
+        return None
+    out = {k: float(np.mean([s[p] for p in shared])) for k, s in zip(results, sets)}
+    out["n"] = len(shared)
+    return out
+
+
 def report(out):
     runs = []
     for path in sorted(out.glob("mocap_*.json")):
@@ -376,9 +401,14 @@ def report(out):
             ("final β", "beta", 3),
             ("mean points per path", "path_points_mean", 1),
         ]
+        common = common_pairs(run["results"])
+        if common is not None:
+            rows.insert(2, ("… on the pairs every model connects", common, 3))
         for name, key, d in rows:
             if key is None:
                 cells = [f"{r['found']} / {r['pairs']}" for r in run["results"].values()]
+            elif isinstance(key, dict):
+                cells = [f"{fmt(key[k], d)} ({key['n']})" for k in run["results"]]
             else:
                 cells = [fmt(r[key], d) for r in run["results"].values()]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -409,6 +439,12 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--report", action="store_true", help="merge mocap_*.json into mocap.md")
     parser.add_argument("--no-figures", action="store_true")
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        default=None,
+        help="folder of an earlier run: evaluate its pickled models instead of fitting",
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.report:
@@ -428,13 +464,13 @@ def main(argv=None):
         model, results[key], plots[key] = run_model(key, args, train, held, groups)
         r = results[key]
         print(
-            f"  fit {r['fit_time']:.0f} s ({r['epochs']} epochs, β={r['beta']:.3f}), "
+            f"  fit {fmt(r['fit_time'], 0)} s ({r['epochs']} epochs, β={r['beta']:.3f}), "
             f"smoothness {fmt(r['smooth_mean'])}, paths {r['found']}/{r['pairs']}, "
             f"5-NN {r['knn5']:.3f}, log-lik {r['loglik']:.2f}, "
             f"components {r['components']}",
             flush=True,
         )
-        if not args.quick:
+        if not args.quick and args.reuse is None:
             with open(args.out / f"mocap_{args.settings}_{key}.pkl", "wb") as fh:
                 pickle.dump(model, fh)
     meta = {
