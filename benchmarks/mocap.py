@@ -175,6 +175,8 @@ def run_model(key, args, train, held, groups):
         "params": {k: repr(v) for k, v in model.get_params().items()},
         "fit_time": fit_time,
         "epochs": int(model.n_iter_),
+        "hidden_layer_sizes": list(model.hidden_layer_sizes_),
+        "noise_variance": model.noise_variance_,
         "beta": float(model.beta_),
         "knn5": knn_acc,
         "loglik": loglik,
@@ -322,8 +324,10 @@ def save_figures(args, train, held, scaler, skeleton, plots, results):
             train.channel_names,
             ax,
             n_frames=12,
+            spacing=25.0,
             title=f"{LABELS[key]}, {name} ({len(path.latent)} points)",
         )
+        ax.set_xlim(-15.0, 12 * 25.0)  # strips of fewer points keep the scale
     fig.tight_layout()
     fig.savefig(out / f"mocap_{tag}_strips.png", dpi=90)
     plt.close(fig)
@@ -394,6 +398,7 @@ def report(out):
             ("mean per-joint smoothness factor (std. angles)", "smooth_mean", 3),
             ("std over paths of a path's mean", "smooth_path_std", 3),
             ("pairs with a path", None, None),
+            ("… of them direct (2 points, factor 0)", "direct", None),
             ("exercise, 5-NN from the 2-D latent (held out)", "knn5", 3),
             ("held-out log-likelihood per frame (nats, std. units)", "loglik", 2),
             ("fit time (s)", "fit_time", 0),
@@ -407,6 +412,12 @@ def report(out):
         for name, key, d in rows:
             if key is None:
                 cells = [f"{r['found']} / {r['pairs']}" for r in run["results"].values()]
+            elif key == "direct":
+                # End points linked directly: 2 points, no second difference, factor 0.
+                cells = [
+                    str(sum(1 for *_, n in r.get("per_pair", []) if n < 3))
+                    for r in run["results"].values()
+                ]
             elif isinstance(key, dict):
                 cells = [f"{fmt(key[k], d)} ({key['n']})" for k in run["results"]]
             else:
