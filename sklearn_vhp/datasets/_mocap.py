@@ -305,16 +305,14 @@ def _rotation(axis, angle):
     """Rotation matrices about ``axis`` ("x", "y" or "z") by ``angle`` radians (any shape)."""
     angle = np.asarray(angle, dtype=np.float64)
     c, s = np.cos(angle), np.sin(angle)
-    one, zero = np.ones_like(c), np.zeros_like(c)
-    i, j = {"x": (1, 2), "y": (2, 0), "z": (0, 1)}[axis]
+    i, j = {"x": (1, 2), "y": (2, 0), "z": (0, 1)}[axis]  # the plane it turns
     k = 3 - i - j
     m = np.zeros(angle.shape + (3, 3))
-    m[..., k, k] = one
+    m[..., k, k] = 1.0
     m[..., i, i] = c
     m[..., j, j] = c
     m[..., i, j] = -s
     m[..., j, i] = s
-    del zero
     return m
 
 
