@@ -720,7 +720,7 @@ def load_cmu_mocap(paths, *, fps=30, labels="auto", source_fps=CMU_FPS):
     >>> from sklearn_vhp.datasets import load_cmu_mocap
     >>> mocap = load_cmu_mocap("../shared/data/cmu_mocap")  # doctest: +SKIP
     >>> mocap.data.shape  # doctest: +SKIP
-    (3683, 50)
+    (3684, 50)
     """
     if isinstance(fps, bool) or not isinstance(fps, (int, np.integer)) or fps < 1:
         raise ValueError(f"fps must be a positive integer, got {fps!r}")
