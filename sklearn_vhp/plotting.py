@@ -6,7 +6,7 @@ and is imported only inside these functions.
 
 import numpy as np
 
-__all__ = ["plot_frames", "plot_latent_graph"]
+__all__ = ["plot_frames", "plot_latent_graph", "plot_pose", "plot_pose_strip"]
 
 
 def _get_ax(ax):
@@ -123,6 +123,168 @@ def plot_frames(decoded, image_shape, ax=None, *, n_frames=None, pad=1, cmap="gr
         vmin=0.0,
         vmax=max(1.0, float(np.nanmax(frames))),
     )
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title is not None:
+        ax.set_title(title, fontsize="small", loc="left")
+    return ax
+
+
+def _project(positions, azimuth):
+    """Orthographic view of ``(..., 3)`` positions (y up), turned ``azimuth`` degrees about y."""
+    a = np.deg2rad(azimuth)
+    x = positions[..., 0] * np.cos(a) + positions[..., 2] * np.sin(a)
+    return np.stack([x, positions[..., 1]], axis=-1)
+
+
+def _pose_segments(skeleton, frames, channel_names, fill):
+    positions = skeleton.forward_kinematics(
+        np.atleast_2d(np.asarray(frames, dtype=np.float64)), channel_names, fill=fill
+    )
+    pairs = np.asarray(skeleton.segments)
+    return positions, pairs
+
+
+def plot_pose(
+    skeleton,
+    frame,
+    channel_names=None,
+    ax=None,
+    *,
+    fill=None,
+    azimuth=30.0,
+    offset=0.0,
+    color="C0",
+    linewidth=1.5,
+):
+    """Draw one motion-capture frame as a stick figure.
+
+    The skeleton's forward kinematics (Acclaim conventions) place every joint
+    in 3-D; the figure is drawn at the origin with heading 0 (the root's
+    channels are ignored) and shown in an orthographic view turned
+    ``azimuth`` degrees about the vertical axis.
+
+    Parameters
+    ----------
+    skeleton : Skeleton
+        From :func:`sklearn_vhp.datasets.read_asf`.
+    frame : array-like of shape (n_channels,)
+        Channel values in degrees, e.g. a row of
+        :func:`~sklearn_vhp.datasets.load_cmu_mocap`'s ``data`` (50 features)
+        or a decoded row.
+    channel_names : list of str, default=None
+        ``"joint.dof"`` of each value (e.g. ``Bunch.feature_names``);
+        ``None`` means the skeleton's own channels.
+    ax : matplotlib.axes.Axes, default=None
+        Axes to draw on; ``None`` uses the current axes.
+    fill : dict of str to float, default=None
+        Values of channels absent from ``channel_names`` (``Bunch.fill_values``);
+        others are 0.
+    azimuth : float, default=30.0
+        View direction, degrees about the vertical axis (0: from the front).
+    offset : float, default=0.0
+        Horizontal shift of the figure, in the skeleton's length unit.
+    color : color, default="C0"
+        Line colour.
+    linewidth : float, default=1.5
+        Line width.
+
+    Returns
+    -------
+    ax : matplotlib.axes.Axes
+        The axes drawn on.
+    """
+    return plot_pose_strip(
+        skeleton,
+        np.atleast_2d(frame),
+        channel_names,
+        ax,
+        fill=fill,
+        azimuth=azimuth,
+        offset=offset,
+        colors=[color],
+        linewidth=linewidth,
+    )
+
+
+def plot_pose_strip(
+    skeleton,
+    frames,
+    channel_names=None,
+    ax=None,
+    *,
+    fill=None,
+    n_frames=None,
+    spacing=None,
+    azimuth=30.0,
+    offset=0.0,
+    colors=None,
+    linewidth=1.2,
+    title=None,
+):
+    """Draw a sequence of frames as stick figures side by side (paper Fig. 7).
+
+    Parameters
+    ----------
+    skeleton : Skeleton
+        From :func:`sklearn_vhp.datasets.read_asf`.
+    frames : array-like of shape (n_points, n_channels)
+        E.g. ``InterpolationPath.decoded`` mapped back to degrees.
+    channel_names : list of str, default=None
+        ``"joint.dof"`` of each column; ``None`` means the skeleton's channels.
+    ax : matplotlib.axes.Axes, default=None
+        Axes to draw on; ``None`` uses the current axes.
+    fill : dict of str to float, default=None
+        Values of channels absent from ``channel_names``.
+    n_frames : int, default=None
+        Draw this many frames evenly spaced along the sequence (always the
+        first and the last); ``None`` draws all.
+    spacing : float, default=None
+        Horizontal distance between figures; ``None``: 1.1 times the widest
+        figure.
+    azimuth : float, default=30.0
+        View direction, degrees about the vertical axis.
+    offset : float, default=0.0
+        Horizontal shift of the first figure.
+    colors : list of colors, default=None
+        One per drawn frame (cycled); ``None`` shades from dark to light blue.
+    linewidth : float, default=1.2
+        Line width.
+    title : str, default=None
+        Axes title.
+
+    Returns
+    -------
+    ax : matplotlib.axes.Axes
+        The axes drawn on.
+    """
+    from matplotlib.collections import LineCollection
+
+    ax = _get_ax(ax)
+    frames = np.atleast_2d(np.asarray(frames, dtype=np.float64))
+    if n_frames is not None and n_frames < len(frames):
+        frames = frames[np.round(np.linspace(0, len(frames) - 1, n_frames)).astype(int)]
+    positions, pairs = _pose_segments(skeleton, frames, channel_names, fill)
+    flat = _project(positions, azimuth)  # (n, joints, 2)
+    flat[..., 0] -= flat[:, :1, 0]  # each figure centred on its root
+    if spacing is None:
+        spacing = 1.1 * float(np.max(np.ptp(flat[..., 0], axis=1))) if len(flat) else 1.0
+    if colors is None:
+        import matplotlib.pyplot as plt
+
+        colors = plt.get_cmap("Blues")(np.linspace(0.95, 0.5, len(flat)))
+    for i, pose in enumerate(flat):
+        shifted = pose + [offset + i * spacing, 0.0]
+        ax.add_collection(
+            LineCollection(
+                shifted[pairs],
+                colors=[colors[i % len(colors)]],
+                linewidths=linewidth,
+                capstyle="round",
+            )
+        )
+    ax.set_aspect("equal")
+    ax.autoscale_view()
     ax.set_xticks([])
     ax.set_yticks([])
     if title is not None:
