@@ -103,7 +103,7 @@ PARAMETER_CONSTRAINTS = {
     "n_score_samples": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
     "likelihood": [StrOptions({"auto", "bernoulli", "gaussian"})],
     "noise_variance": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
-    "architecture": [StrOptions({"mlp", "conv", "gated_conv"})],
+    "architecture": [StrOptions({"mlp", "conv", "gated_conv", "paper_conv"})],
     "image_shape": ["array-like", None],
     "hidden_layer_sizes": ["array-like", StrOptions({"auto"})],
     "activation": [StrOptions({"tanh", "relu", "elu", "silu"})],

@@ -13,6 +13,7 @@ from torch import nn
 from .conv import ConvGaussianEncoder, DeconvDecoder, GatedDecoder
 from .likelihoods import BernoulliLikelihood, GaussianLikelihood
 from .networks import MLP, GaussianHead, GaussianMLP
+from .paper_conv import PaperConvEncoder, PaperDeconvDecoder
 from .priors import HierarchicalPrior, StandardNormalPrior, VampPrior
 from .vae import VAE
 
@@ -44,7 +45,9 @@ def build_vae(
     ``architecture`` picks the encoder and decoder: ``"mlp"``, or for images
     of shape ``image_shape`` (``(H, W)`` or ``(C, H, W)``) ``"conv"``
     (conv/deconv) or ``"gated_conv"`` (gated conv encoder, gated dense
-    decoder); see :mod:`.conv`. The hierarchical prior's networks are MLPs
+    decoder); see :mod:`.conv`; ``"paper_conv"`` is the paper's network for
+    faces and chairs (:mod:`.paper_conv`), whose fully connected layers have
+    ``hidden_layer_sizes[0]`` units. The hierarchical prior's networks are MLPs
     whatever the architecture.
     """
     act = ACTIVATIONS[activation]
@@ -77,6 +80,19 @@ def build_vae(
                 decoder = GatedDecoder(n_components, hidden[::-1], image_shape)
             else:
                 decoder = DeconvDecoder(n_components, hidden[::-1], image_shape, activation=act)
+        elif architecture == "paper_conv":
+            trunk = PaperConvEncoder(image_shape, hidden[0], activation=act)
+            encoder = ConvGaussianEncoder(
+                image_shape, hidden, n_components, shared_variance=shared, trunk=trunk
+            )
+            if encoder.n_in != n_features:
+                raise ValueError(
+                    f"image_shape={tuple(image_shape)!r} has {encoder.n_in} pixels, "
+                    f"not n_features={n_features}."
+                )
+            decoder = PaperDeconvDecoder(
+                n_components, image_shape, hidden[0], activation=act, shortcut=True
+            )
         else:
             raise ValueError(f"Unknown architecture {architecture!r}.")
         if likelihood == "bernoulli":
