@@ -5,10 +5,30 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_vhp import VHPEstimator
 from sklearn_vhp._torch.paper_conv import PaperConvEncoder, PaperDeconvDecoder
 from sklearn_vhp.datasets import make_chairs
+
+
+@parametrize_with_checks(
+    [
+        VHPEstimator(
+            architecture="paper_conv",
+            image_shape=(1, -1),
+            hidden_layer_sizes=(8,),
+            max_iter=1,
+            n_importance=4,
+            n_eval_samples=16,
+            batch_size=32,
+        )
+    ]
+)
+def test_sklearn_compatible_paper_conv(estimator, check):
+    # Random check data has any number of features: (1, -1) reads a row as
+    # a 1 x n_features image, so every check runs on the paper's network.
+    check(estimator)
 
 
 @pytest.fixture(scope="module")
