@@ -337,6 +337,7 @@ def make_chairs(
         target : ndarray of shape (n_chairs * n_views,)
             The chair of each image (0 to ``n_chairs - 1``), as ``chair``.
         chair : ndarray of shape (n_chairs * n_views,), dtype int
+            The same as ``target``.
         azimuth : ndarray of shape (n_chairs * n_views,)
             Azimuth of each image's camera, degrees.
         elevation : ndarray of shape (n_chairs * n_views,)
@@ -346,9 +347,13 @@ def make_chairs(
             (lengths in chair units, about metres; ``back_style``,
             ``armrests`` and ``stretchers`` are categories).
         shape_param_names : list of str
-        azimuths, elevations : ndarray
-            The views, degrees.
+            Names of the columns of ``shape_params``.
+        azimuths : ndarray
+            The views' azimuths, degrees.
+        elevations : ndarray
+            The views' elevations, degrees.
         DESCR : str
+            A one-line description of the data.
 
     (data, target) : tuple if ``return_X_y`` is True
         ``target`` is the chair of each image.
