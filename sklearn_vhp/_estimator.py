@@ -115,14 +115,19 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         squared data scale and calibrates ``noise_variance_`` to the
         maximum-likelihood variance of the trained networks afterwards (see
         :ref:`defaults`). Ignored by the Bernoulli likelihood.
-    architecture : {"mlp", "conv", "gated_conv"}, default="mlp"
+    architecture : {"mlp", "conv", "gated_conv", "paper_conv"}, default="mlp"
         Network family of encoder and decoder (paper App. F; the prior's
         networks are MLPs): fully connected ``"mlp"``; ``"conv"``, strided
         convolutions (32, 32, 64, 64 channels) mirrored in the decoder;
         ``"gated_conv"``, gated convolutions and gated dense layers (the
-        VampPrior paper's MNIST network). Both need ``image_shape``; their
-        dense layers follow ``hidden_layer_sizes``. Ignored for a network
-        given as ``encoder`` or ``decoder``.
+        VampPrior paper's MNIST network); ``"paper_conv"``, the paper's
+        network for faces and chairs (App. F, Table 3: eight convolutions
+        of 32 to 96 channels, 5 x 5 stride 2 alternating with 3 x 3, and
+        one fully connected layer; the decoder its reverse). All need
+        ``image_shape``; the dense layers of ``"conv"`` and ``"gated_conv"``
+        follow ``hidden_layer_sizes``, those of ``"paper_conv"`` have
+        ``hidden_layer_sizes[0]`` units (the paper: 256). Ignored for a
+        network given as ``encoder`` or ``decoder``.
     image_shape : tuple of int or None, default=None
         ``(height, width)`` or ``(channels, height, width)`` of one image (a
         row of ``X`` flattened in C order) for the convolutional

@@ -95,7 +95,7 @@ PARAMETER_CONSTRAINTS = {
     "n_score_samples": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
     "likelihood": [StrOptions({"auto", "bernoulli", "gaussian"})],
     "noise_variance": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
-    "architecture": [StrOptions({"mlp", "conv", "gated_conv"})],
+    "architecture": [StrOptions({"mlp", "conv", "gated_conv", "paper_conv"})],
     "encoder": [torch.nn.Module, callable, None],
     "decoder": [torch.nn.Module, callable, None],
     "image_shape": ["array-like", None],

@@ -144,6 +144,10 @@ class ConvGaussianEncoder(GaussianHead, nn.Module):
         Add a linear map from the flattened input to the output.
     shared_variance : bool, default=False
         One learned log-variance vector instead of a per-input one.
+    trunk : nn.Module, default=None
+        Image -> features network to use instead of the built-in one (with
+        ``n_hidden_out``; ``hidden``, ``gated`` and ``activation`` are then
+        unused), e.g. :class:`~.paper_conv.PaperConvEncoder`.
     """
 
     def __init__(
@@ -156,12 +160,15 @@ class ConvGaussianEncoder(GaussianHead, nn.Module):
         activation=nn.Tanh,
         shortcut=True,
         shared_variance=False,
+        trunk=None,
     ):
         super().__init__()
         self.image_shape = as_chw(image_shape)
         self.n_in = math.prod(self.image_shape)
         self.n_out = n_out
-        self.trunk = _ConvTrunk(self.image_shape, tuple(hidden), gated=gated, activation=activation)
+        if trunk is None:
+            trunk = _ConvTrunk(self.image_shape, tuple(hidden), gated=gated, activation=activation)
+        self.trunk = trunk
         self.out = nn.Linear(self.trunk.n_hidden_out, 2 * n_out)
         self.shortcut = nn.Linear(self.n_in, 2 * n_out, bias=False) if shortcut else None
         self.shared_logvar = nn.Parameter(torch.zeros(n_out)) if shared_variance else None
@@ -169,7 +176,7 @@ class ConvGaussianEncoder(GaussianHead, nn.Module):
     @property
     def floats_per_row(self):
         """Rough number of activations per input row (for memory budgets)."""
-        return self.trunk.floats_per_row
+        return getattr(self.trunk, "floats_per_row", 0)
 
     def forward(self, x):
         lead = x.shape[:-1]

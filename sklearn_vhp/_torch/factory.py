@@ -14,6 +14,7 @@ from .conv import ConvGaussianEncoder, DeconvDecoder, GatedDecoder
 from .custom import CustomDecoder, CustomGaussianEncoder, input_shape_of, make_network, user_modules
 from .likelihoods import BernoulliLikelihood, GaussianLikelihood
 from .networks import MLP, GaussianHead, GaussianMLP
+from .paper_conv import PaperConvEncoder, PaperDeconvDecoder
 from .priors import HierarchicalPrior, StandardNormalPrior, VampPrior
 from .vae import VAE
 
@@ -48,7 +49,9 @@ def build_vae(
     ``architecture`` picks the encoder and decoder: ``"mlp"``, or for images
     of shape ``image_shape`` (``(H, W)`` or ``(C, H, W)``) ``"conv"``
     (conv/deconv) or ``"gated_conv"`` (gated conv encoder, gated dense
-    decoder); see :mod:`.conv`. The hierarchical prior's networks are MLPs
+    decoder); see :mod:`.conv`; ``"paper_conv"`` is the paper's network for
+    faces and chairs (:mod:`.paper_conv`), whose fully connected layers have
+    ``hidden_layer_sizes[0]`` units. The hierarchical prior's networks are MLPs
     whatever the architecture.
 
     ``encoder`` and ``decoder``, when not ``None``, replace the built-in
@@ -160,6 +163,21 @@ def _builtin_networks(
                 dec = GatedDecoder(n_components, hidden[::-1], image_shape)
             else:
                 dec = DeconvDecoder(n_components, hidden[::-1], image_shape, activation=act)
+    elif architecture == "paper_conv":
+        if encoder:
+            trunk = PaperConvEncoder(image_shape, hidden[0], activation=act)
+            enc = ConvGaussianEncoder(
+                image_shape, hidden, n_components, shared_variance=shared, trunk=trunk
+            )
+            if enc.n_in != n_features:
+                raise ValueError(
+                    f"image_shape={tuple(image_shape)!r} has {enc.n_in} pixels, "
+                    f"not n_features={n_features}."
+                )
+        if decoder:
+            dec = PaperDeconvDecoder(
+                n_components, image_shape, hidden[0], activation=act, shortcut=True
+            )
     else:
         raise ValueError(f"Unknown architecture {architecture!r}.")
     return enc, dec

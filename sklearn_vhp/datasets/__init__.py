@@ -1,6 +1,7 @@
-"""Datasets: the pendulum of the paper, loaders for the MNIST family and Omniglot, CMU mocap."""
+"""Datasets: the pendulum, chairs, CMU mocap, and loaders for the MNIST family and Omniglot."""
 
 from ._binarize import DynamicBinarizer
+from ._chairs import make_chairs
 from ._mnist import load_binarized_mnist
 from ._mocap import Skeleton, features_to_channels, load_cmu_mocap, read_amc, read_asf
 from ._omniglot import load_omniglot
@@ -16,6 +17,7 @@ __all__ = [
     "load_binarized_mnist",
     "load_cmu_mocap",
     "load_omniglot",
+    "make_chairs",
     "make_pendulum",
     "read_amc",
     "read_asf",
