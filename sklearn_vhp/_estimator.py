@@ -295,6 +295,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         n_score_samples="auto",
         likelihood="auto",
         noise_variance="auto",
+        decoder_variance="auto",
         architecture="mlp",
         image_shape=None,
         encoder=None,
@@ -330,6 +331,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         self.n_score_samples = n_score_samples
         self.likelihood = likelihood
         self.noise_variance = noise_variance
+        self.decoder_variance = decoder_variance
         self.architecture = architecture
         self.image_shape = image_shape
         self.encoder = encoder
@@ -460,7 +462,11 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         finally:
             # Also after a FloatingPointError: the model kept (the last finite
             # state) gets its own variance, not the training one.
-            if self.likelihood_ == "gaussian" and self.noise_variance == "auto":
+            if self.decoder_variance_ not in (None, "scalar"):
+                self.noise_variance_ = _inference.mean_decoder_variance(
+                    self.module_, calibration_rows, self._eval_seed
+                )
+            elif self.likelihood_ == "gaussian" and self.noise_variance == "auto":
                 self.noise_variance_ = _inference.calibrated_noise_variance(
                     self.module_,
                     calibration_rows,
@@ -574,6 +580,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         """
         resolved = _settings.resolve(self, X, hidden, n_samples, scan)
         self.device_, self.likelihood_ = resolved.device, resolved.likelihood
+        self.decoder_variance_ = resolved.decoder_variance
         self.kappa_, self.hidden_layer_sizes_ = resolved.kappa, resolved.hidden_layer_sizes
         gaussian = self.likelihood_ == "gaussian"
         self.noise_variance_ = resolved.noise_variance if gaussian else None
