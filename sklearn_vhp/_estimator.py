@@ -462,6 +462,10 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         finally:
             # Also after a FloatingPointError: the model kept (the last finite
             # state) gets its own variance, not the training one.
+            if self.decoder_variance_ == "feature" and self.noise_variance == "auto":
+                _inference.calibrated_feature_variances(
+                    self.module_, calibration_rows, self._eval_seed
+                )
             if self.decoder_variance_ not in (None, "scalar"):
                 self.noise_variance_ = _inference.mean_decoder_variance(
                     self.module_, calibration_rows, self._eval_seed

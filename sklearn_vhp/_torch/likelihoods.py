@@ -11,6 +11,10 @@ from .networks import MLP, gaussian_log_density
 #: Learned decoder log-variances move softly within ``± LEARNED_LOGVAR_BOUND``
 #: of the log of the training variance (e^12: a factor of 160,000 either way).
 LEARNED_LOGVAR_BOUND = 12.0
+#: The per-feature raw log-variances are multiplied by this gain: Adam moves
+#: a parameter by about the learning rate per step, and a log-variance that
+#: must travel ~8 nats (0.01 to 3e-6) took 8,000 steps at gain 1.
+FEATURE_LOGVAR_GAIN = 10.0
 
 
 class BernoulliLikelihood(nn.Module):
@@ -81,7 +85,18 @@ class LearnedGaussianLikelihood(nn.Module):
         self.raw_log_variance = None if amortized else nn.Parameter(torch.zeros(self.n_features))
 
     def _raw(self, out):
-        return out[..., self.n_features :] if self.amortized else self.raw_log_variance
+        if self.amortized:
+            return out[..., self.n_features :]
+        return FEATURE_LOGVAR_GAIN * self.raw_log_variance
+
+    @torch.no_grad()
+    def set_feature_variances(self, variances):
+        """Set the per-feature variances (``"feature"``), as closely as floor and bounds allow."""
+        v = torch.as_tensor(variances, dtype=self.floor.dtype, device=self.floor.device)
+        excess = torch.clamp(v - self.floor, min=1e-3 * self.floor)
+        t = (torch.log(excess) - self.log_initial_variance) / LEARNED_LOGVAR_BOUND
+        raw = LEARNED_LOGVAR_BOUND * torch.atanh(torch.clamp(t, -0.999, 0.999))
+        self.raw_log_variance.copy_(raw / FEATURE_LOGVAR_GAIN)
 
     def variance_from_raw(self, raw):
         """The variance of raw log-variances ``raw`` (see the class docstring)."""

@@ -339,6 +339,29 @@ class VAE(nn.Module):
         return variance
 
     @torch.no_grad()
+    def fit_feature_variances(self, chunks, *, seed):
+        """Set per-feature learned variances to their maximum-likelihood values.
+
+        As :meth:`fit_noise_variance`, per feature: the mean squared error
+        of each feature under ``q(z|x)`` (noise from ``seed``), at least the
+        likelihood's floor. No-op unless the likelihood has per-feature
+        variances (``set_feature_variances``).
+        """
+        setter = getattr(self.likelihood, "set_feature_variances", None)
+        if setter is None or self.likelihood.amortized:
+            return
+        device = next(self.parameters()).device
+        gen = torch.Generator(device=device).manual_seed(seed)
+        n, total = 0, None
+        for x in chunks:
+            mean, logvar = self.encoder(x)
+            eps = torch.randn(mean.shape, generator=gen, device=x.device, dtype=x.dtype)
+            sq = (self.decode_mean(mean + torch.exp(0.5 * logvar) * eps) - x) ** 2
+            part = sq.sum(0, dtype=torch.float64)
+            n, total = n + x.shape[0], part if total is None else total + part
+        setter(total / max(1, n))
+
+    @torch.no_grad()
     def mean_decoder_variance(self, chunks, *, seed):
         """The learned decoder variances' mean over features and rows (a summary).
 
