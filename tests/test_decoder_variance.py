@@ -21,17 +21,23 @@ def _fit(X, **params):
 
 
 def _flat_and_textured(n, seed):
-    """Rows of 12 pixels: half flat (noise 0.005 around a level), half textured (noise 0.15)."""
+    """Rows of 12 pixels: half flat and dark, half textured and bright.
+
+    A flat row is a level in [0.1, 0.3] plus pixel noise 0.005; a textured
+    row a level in [0.7, 0.9] plus pixel noise 0.1. The code (the level)
+    tells the two kinds apart; the features' noise is the same on average.
+    """
     rng = np.random.RandomState(seed)
-    level = rng.uniform(0.3, 0.7, size=(n, 1))
-    noise = np.where(rng.rand(n, 1) < 0.5, 0.005, 0.15)
+    textured = rng.rand(n, 1) < 0.5
+    level = np.where(textured, 0.7, 0.1) + rng.uniform(0, 0.2, size=(n, 1))
+    noise = np.where(textured, 0.1, 0.005)
     return level + noise * rng.randn(n, 12)
 
 
 def _noisy_features(n, seed):
-    """Independent features whose noise levels differ by a factor of 30."""
+    """Independent features whose noise levels differ by a factor of 60."""
     rng = np.random.RandomState(seed)
-    return 0.5 + np.geomspace(0.01, 0.3, 12) * rng.randn(n, 12)
+    return 0.5 + np.geomspace(0.005, 0.3, 12) * rng.randn(n, 12)
 
 
 def test_feature_variance_scores_higher_held_out_than_scalar():
