@@ -114,6 +114,19 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         squared data scale and calibrates ``noise_variance_`` to the
         maximum-likelihood variance of the trained networks afterwards (see
         :ref:`defaults`). Ignored by the Bernoulli likelihood.
+    decoder_variance : {"auto", "scalar", "feature", "amortized"}, default="auto"
+        Variances of the Gaussian likelihood (see :ref:`decoder_variance`).
+        ``"scalar"``: one variance for all features and codes (as described
+        under ``noise_variance``). ``"feature"``: one learned variance per
+        feature, calibrated per feature after training when
+        ``noise_variance="auto"``. ``"amortized"``: a variance per feature
+        given the code, from a small network the package adds beside the
+        decoder (a custom ``decoder`` still returns means only) — the choice
+        for a density on continuous data (image patches: 120 against 82 nats
+        for ``"scalar"``; see :ref:`density_comparison`). Learned variances
+        start at the training variance and stay above 1e-4 times it.
+        ``"auto"``: ``"scalar"``. The choice is ``decoder_variance_``.
+        Ignored by the Bernoulli likelihood.
     architecture : {"mlp", "conv", "gated_conv"}, default="mlp"
         Network family of encoder and decoder (paper App. F; the prior's
         networks are MLPs): fully connected ``"mlp"``; ``"conv"``, strided
@@ -220,7 +233,13 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
     hidden_layer_sizes_ : tuple of int
         The hidden widths used (``"auto"`` resolved).
     noise_variance_ : float or None
-        The fitted Gaussian likelihood's variance; ``None`` for Bernoulli.
+        The fitted Gaussian likelihood's variance; with learned variances
+        (``decoder_variance_`` ``"feature"`` or ``"amortized"``) their mean
+        over the features and the training rows' codes, a summary; ``None``
+        for Bernoulli.
+    decoder_variance_ : str or None
+        The decoder variance used (``"auto"`` resolved): ``"scalar"``,
+        ``"feature"`` or ``"amortized"``; ``None`` for Bernoulli.
     likelihood_ : str
         The likelihood used (``"auto"`` resolved).
     history_ : dict of ndarray
