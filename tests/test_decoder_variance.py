@@ -148,3 +148,18 @@ def test_amortized_variance_with_a_custom_decoder():
     assert np.all(np.isfinite(model.score_samples(X[:10])))
     loaded = pickle.loads(pickle.dumps(model))
     assert np.array_equal(loaded.score_samples(X[:10]), model.score_samples(X[:10]))
+
+
+@pytest.mark.parametrize("kind", ["feature", "amortized"])
+def test_skops_round_trip_trusts_only_this_package(kind, tmp_path):
+    sio = pytest.importorskip("skops.io")
+    X = np.random.RandomState(0).rand(120, 5)
+    model = _fit(X, decoder_variance=kind, max_iter=3)
+    path = tmp_path / "model.skops"
+    sio.dump(model, path)
+    untrusted = sio.get_untrusted_types(file=path)
+    assert all(t.startswith("sklearn_vhp.") for t in untrusted), untrusted
+    loaded = sio.load(path, trusted=untrusted)
+    assert loaded.decoder_variance_ == kind
+    assert np.array_equal(loaded.score_samples(X[:10]), model.score_samples(X[:10]))
+    assert loaded.noise_variance_ == model.noise_variance_
