@@ -30,8 +30,9 @@ angle as ``(cos θ, sin θ)``, R²), ``s_curve`` (3-D S-curve, target its
 position along the curve), ``blobs`` (6 clusters in 50 dimensions),
 ``breast_cancer``, ``wine`` and ``diabetes`` (tabular, standardised; the
 last with a continuous target), ``patches`` (20,000 8 × 8 grey patches of
-``load_sample_images()`` / 255, 16,000 for training; no labels). Tabular and generated sets are standardised
-with the training rows' ``StandardScaler``; 25 % of the rows are held out.
+``load_sample_images()`` / 255, 16,000 for training; no labels). Tabular
+and generated sets are standardised with the training rows'
+``StandardScaler``; 25 % of the rows are held out.
 
 Usage::
 
