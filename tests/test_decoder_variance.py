@@ -163,3 +163,13 @@ def test_skops_round_trip_trusts_only_this_package(kind, tmp_path):
     assert loaded.decoder_variance_ == kind
     assert np.array_equal(loaded.score_samples(X[:10]), model.score_samples(X[:10]))
     assert loaded.noise_variance_ == model.noise_variance_
+
+
+@pytest.mark.parametrize("kind", ["feature", "amortized"])
+def test_float64_input_scores_as_float32(kind):
+    X = np.random.RandomState(0).rand(120, 5)
+    model = _fit(X, decoder_variance=kind, max_iter=3)
+    s64 = model.score_samples(X[:10])
+    s32 = model.score_samples(X[:10].astype(np.float32))
+    assert s64.dtype == np.float64
+    np.testing.assert_allclose(s32, s64, rtol=1e-4, atol=1e-3)
