@@ -15,7 +15,12 @@ compared, on the same held-out rows, with what a user would try beside it:
   the 2-D codes of the training rows to the target of the held-out rows,
   against ``PCA(2)``, ``Isomap(2)`` and UMAP (if ``umap-learn`` is installed;
   its held-out codes come from ``UMAP.transform``);
-* **fit time** of the default model.
+* **fit time** of the default model;
+* **density table** (continuous data): the default model's held-out
+  log-likelihood against ``GaussianMixture`` (full covariances, the best of
+  1, 2, 5, 10 and 20 components by held-out score), ``KernelDensity``
+  (bandwidth by 3-fold cross-validation) and probabilistic PCA, with fit
+  times (see ``density_table.py``; ``--no-density`` skips it).
 
 Data sets (``--datasets`` picks some; all ship offline): ``digits``
 (``load_digits() / 16``), ``mnist`` (the first 10,000 rows of static
@@ -24,8 +29,10 @@ column; needs ``--data-home``), ``pendulum`` (15,000 images, target the
 angle as ``(cos θ, sin θ)``, R²), ``s_curve`` (3-D S-curve, target its
 position along the curve), ``blobs`` (6 clusters in 50 dimensions),
 ``breast_cancer``, ``wine`` and ``diabetes`` (tabular, standardised; the
-last with a continuous target). Tabular and generated sets are standardised
-with the training rows' ``StandardScaler``; 25 % of the rows are held out.
+last with a continuous target), ``patches`` (20,000 8 × 8 grey patches of
+``load_sample_images()`` / 255, 16,000 for training; no labels). Tabular
+and generated sets are standardised with the training rows'
+``StandardScaler``; 25 % of the rows are held out.
 
 Usage::
 
@@ -55,6 +62,8 @@ try:
     import sklearn_vhp  # noqa: F401
 except ImportError:  # run from a source checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if str(Path(__file__).resolve().parent) not in sys.path:  # density_table.py beside it
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 DATASETS = (
     "digits",
@@ -65,6 +74,7 @@ DATASETS = (
     "breast_cancer",
     "wine",
     "diabetes",
+    "patches",
 )
 DEFAULT_DATA_HOME = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -97,6 +107,13 @@ def load(name, data_home=DEFAULT_DATA_HOME, quick=False):
     elif name == "blobs":
         X, y = datasets.make_blobs(3000, n_features=50, centers=6, cluster_std=4.0, random_state=0)
         kind = "class"
+    elif name == "patches":
+        from density_table import load_patches
+
+        X_train, X_test = load_patches()
+        if quick:
+            X_train, X_test = X_train[:300], X_test[:100]
+        return X_train, X_test, None, None, None
     elif name == "breast_cancer":
         X, y = datasets.load_breast_cancer(return_X_y=True)
         kind = "class"
@@ -127,7 +144,9 @@ def knn_quality(Z_train, Z_test, y_train, y_test, kind):
     return float(knn.fit(Z_train, y_train).score(Z_test, y_test))
 
 
-def run(name, params, eval_samples, threads, data_home, quick, seed=0, score_rows=1000):
+def run(
+    name, params, eval_samples, threads, data_home, quick, seed=0, score_rows=1000, density=True
+):
     """One data set: the default model, its standard-prior twin and the baselines."""
     import torch
 
@@ -171,6 +190,11 @@ def run(name, params, eval_samples, threads, data_home, quick, seed=0, score_row
     binary = bool(np.all((X_train == 0) | (X_train == 1)))
     pca = PCA(n_components=2, random_state=0).fit(X_train)
     row["pca_score"] = None if binary else float(pca.score(X_score))
+    if density and not binary:
+        from density_table import baselines
+
+        components = (1, 2) if quick else (1, 2, 5, 10, 20)
+        row["density"] = baselines(X_train, X_score, 2, gmm_components=components)
     row["pca_knn"] = knn_quality(
         pca.transform(X_train), pca.transform(X_test), y_train, y_test, kind
     )
@@ -219,6 +243,28 @@ def table(rows):
     return "\n".join(lines)
 
 
+def density_table(rows):
+    """Held-out log-likelihood of the defaults against GMM / KDE / PPCA, with fit times."""
+    lines = [
+        "| data set | VHP defaults | fit [s] | GMM (best k) | fit [s] | KDE (bandwidth) "
+        "| fit [s] | PPCA(2) | best of GMM/KDE/PPCA | VHP ≥ best |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        d = r.get("density")
+        if d is None:
+            continue
+        best = max(d["gmm"]["score"], d["kde"]["score"], d["ppca"]["score"])
+        lines.append(
+            f"| {r['dataset']} | {r['score']:.2f} | {r['fit_seconds']:.0f} | "
+            f"{d['gmm']['score']:.2f} ({d['gmm']['n_components']}) | "
+            f"{d['gmm']['seconds']:.1f} | {d['kde']['score']:.2f} "
+            f"({d['kde']['bandwidth']:.3g}) | {d['kde']['seconds']:.1f} | "
+            f"{d['ppca']['score']:.2f} | {best:.2f} | {'yes' if r['score'] >= best else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
 def verdict(r):
     """The issue's criteria for one row: list of failed checks (empty: all hold)."""
     failed = []
@@ -253,6 +299,7 @@ def main(argv=None):
     parser.add_argument("--out", default=".")
     parser.add_argument("--random-state", type=int, default=0, help="the models' seed")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--no-density", action="store_true", help="skip the density table")
     args = parser.parse_args(argv)
     params = {k: _parse_value(v) for k, v in (s.split("=", 1) for s in args.set)}
     if args.quick:
@@ -267,6 +314,8 @@ def main(argv=None):
             args.data_home,
             args.quick,
             args.random_state,
+            1000,
+            not args.no_density,
         )
         for name in args.datasets
     ]
@@ -302,6 +351,11 @@ def main(argv=None):
             "samples); 5-NN: accuracy (acc) or R² from the 2-D codes.",
             "",
             table(rows),
+            "",
+            "Density (nats per held-out row; fit times on the same machine, "
+            f"{args.threads} thread(s)):",
+            "",
+            density_table(rows),
             "",
         ]
         + [

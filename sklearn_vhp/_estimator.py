@@ -115,6 +115,19 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         squared data scale and calibrates ``noise_variance_`` to the
         maximum-likelihood variance of the trained networks afterwards (see
         :ref:`defaults`). Ignored by the Bernoulli likelihood.
+    decoder_variance : {"auto", "scalar", "feature", "amortized"}, default="auto"
+        Variances of the Gaussian likelihood (see :ref:`decoder_variance`).
+        ``"scalar"``: one variance for all features and codes (as described
+        under ``noise_variance``). ``"feature"``: one learned variance per
+        feature, calibrated per feature after training when
+        ``noise_variance="auto"``. ``"amortized"``: a variance per feature
+        given the code, from a small network the package adds beside the
+        decoder (a custom ``decoder`` still returns means only) — the choice
+        for a density on continuous data (image patches: 138 against 83 nats
+        for ``"scalar"``; see :ref:`density_comparison`). Learned variances
+        start at the training variance and stay above 1e-4 times it.
+        ``"auto"``: ``"scalar"``. The choice is ``decoder_variance_``.
+        Ignored by the Bernoulli likelihood.
     architecture : {"mlp", "conv", "gated_conv", "paper_conv"}, default="mlp"
         Network family of encoder and decoder (paper App. F; the prior's
         networks are MLPs): fully connected ``"mlp"``; ``"conv"``, strided
@@ -229,7 +242,13 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
     hidden_layer_sizes_ : tuple of int
         The hidden widths used (``"auto"`` resolved).
     noise_variance_ : float or None
-        The fitted Gaussian likelihood's variance; ``None`` for Bernoulli.
+        The fitted Gaussian likelihood's variance; with learned variances
+        (``decoder_variance_`` ``"feature"`` or ``"amortized"``) their mean
+        over the features and the training rows' codes, a summary; ``None``
+        for Bernoulli.
+    decoder_variance_ : str or None
+        The decoder variance used (``"auto"`` resolved): ``"scalar"``,
+        ``"feature"`` or ``"amortized"``; ``None`` for Bernoulli.
     likelihood_ : str
         The likelihood used (``"auto"`` resolved).
     history_ : dict of ndarray
@@ -304,6 +323,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         n_score_samples="auto",
         likelihood="auto",
         noise_variance="auto",
+        decoder_variance="auto",
         architecture="mlp",
         image_shape=None,
         encoder=None,
@@ -339,6 +359,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         self.n_score_samples = n_score_samples
         self.likelihood = likelihood
         self.noise_variance = noise_variance
+        self.decoder_variance = decoder_variance
         self.architecture = architecture
         self.image_shape = image_shape
         self.encoder = encoder
@@ -484,7 +505,15 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         finally:
             # Also after a FloatingPointError: the model kept (the last finite
             # state) gets its own variance, not the training one.
-            if self.likelihood_ == "gaussian" and self.noise_variance == "auto":
+            if self.decoder_variance_ == "feature" and self.noise_variance == "auto":
+                _inference.calibrated_feature_variances(
+                    self.module_, calibration_rows, self._eval_seed
+                )
+            if self.decoder_variance_ not in (None, "scalar"):
+                self.noise_variance_ = _inference.mean_decoder_variance(
+                    self.module_, calibration_rows, self._eval_seed
+                )
+            elif self.likelihood_ == "gaussian" and self.noise_variance == "auto":
                 self.noise_variance_ = _inference.calibrated_noise_variance(
                     self.module_,
                     calibration_rows,
@@ -598,6 +627,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         """
         resolved = _settings.resolve(self, X, hidden, n_samples, scan)
         self.device_, self.likelihood_ = resolved.device, resolved.likelihood
+        self.decoder_variance_ = resolved.decoder_variance
         self.kappa_, self.hidden_layer_sizes_ = resolved.kappa, resolved.hidden_layer_sizes
         gaussian = self.likelihood_ == "gaussian"
         self.noise_variance_ = resolved.noise_variance if gaussian else None

@@ -92,6 +92,28 @@ def calibrated_noise_variance(module, data, seed, train_variance):
     )
 
 
+def calibrated_feature_variances(module, data, seed):
+    """Set ``decoder_variance="feature"``'s variances to their maximum-likelihood values.
+
+    As :func:`calibrated_noise_variance`, feature by feature (the floor
+    stays the likelihood's).
+    """
+    module.fit_feature_variances(
+        row_chunks(data, chunk_rows(module.memory_per_row("squared_error"))), seed=seed
+    )
+
+
+def mean_decoder_variance(module, data, seed):
+    """The learned decoder variances' mean over the features and the rows of ``data``.
+
+    What ``noise_variance_`` reports for ``decoder_variance="feature"`` or
+    ``"amortized"`` (the density uses the variances themselves).
+    """
+    return module.mean_decoder_variance(
+        row_chunks(data, chunk_rows(module.memory_per_row("squared_error"))), seed=seed
+    )
+
+
 def row_chunks(data, chunk):
     """Float32 tensors of ``chunk`` rows of ``data``: a tensor, or a numpy array on the host."""
     for start in range(0, data.shape[0], chunk):

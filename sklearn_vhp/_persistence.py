@@ -417,6 +417,12 @@ def set_state(state):
     state.setdefault("divergences_", [])
     state.setdefault("_train_noise_variance", state["_module_config"].get("noise_variance"))
     state.setdefault("_prior_scaled", True)
+    # Models saved before learned decoder variances had one scalar variance.
+    gaussian = state.get("likelihood_") == "gaussian"
+    state.setdefault("decoder_variance", "scalar")
+    state.setdefault("decoder_variance_", "scalar" if gaussian else None)
+    if isinstance(state.get("_structure"), dict):
+        state["_structure"].setdefault("decoder_variance", "scalar")
     return state
 
 

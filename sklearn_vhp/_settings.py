@@ -36,6 +36,8 @@ from ._schedules import check_beta_init
 DEFAULT_KAPPA = {"gaussian": 0.05, "bernoulli": 0.2}
 #: Training variance of the Gaussian likelihood, in units of the squared scale.
 DEFAULT_NOISE_VARIANCE = 0.01
+#: ``decoder_variance="auto"`` with ``noise_variance="auto"`` (see :func:`decoder_variance`).
+AUTO_DECODER_VARIANCE = "scalar"
 #: ``kappa="auto"``: REWO's initial phase also ends when ``Ĉ_t`` fell by less
 #: than ``plateau_tol`` over a window of iterations (an eighth of the budget,
 #: within ``PLATEAU_WINDOW``); κ² is then ``plateau_margin`` times ``Ĉ_t``.
@@ -60,6 +62,7 @@ STRUCTURAL_PARAMS = (
     "n_pseudo_inputs",
     "likelihood",
     "noise_variance",
+    "decoder_variance",
     "architecture",
     "image_shape",
     "hidden_layer_sizes",
@@ -95,6 +98,7 @@ PARAMETER_CONSTRAINTS = {
     "n_score_samples": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
     "likelihood": [StrOptions({"auto", "bernoulli", "gaussian"})],
     "noise_variance": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+    "decoder_variance": [StrOptions({"auto", "scalar", "feature", "amortized"})],
     "architecture": [StrOptions({"mlp", "conv", "gated_conv", "paper_conv"})],
     "encoder": [torch.nn.Module, callable, None],
     "decoder": [torch.nn.Module, callable, None],
@@ -363,6 +367,21 @@ def hidden_layer_sizes(est, n_samples):
     return tuple(int(h) for h in hidden)
 
 
+def decoder_variance(est, likelihood, n_features, n_samples):
+    """``decoder_variance``, or its ``"auto"`` rule; ``None`` for the Bernoulli likelihood.
+
+    ``"auto"``: ``"scalar"`` when ``noise_variance`` is a number (the user
+    fixed the variance), else :data:`AUTO_DECODER_VARIANCE`.
+    """
+    if likelihood != "gaussian":
+        return None
+    if est.decoder_variance != "auto":
+        return est.decoder_variance
+    if est.noise_variance != "auto":
+        return "scalar"
+    return AUTO_DECODER_VARIANCE
+
+
 def image_shape(est, n_features):
     """``image_shape`` as a tuple of ints matching ``n_features`` (or None)."""
     if est.image_shape is None:
@@ -585,6 +604,7 @@ class Settings:
 
     device: torch.device
     likelihood: str
+    decoder_variance: str  # None for the Bernoulli likelihood
     kappa: float
     noise_variance: float
     hidden_layer_sizes: tuple
@@ -612,6 +632,7 @@ def resolve(est, X, hidden, n_samples=None, scan=None):
         else float(est.noise_variance)
     )
     n = X.shape[0] if n_samples is None else n_samples
+    variance_kind = decoder_variance(est, lik, X.shape[1], n)
     plateau = None
     if est.schedule == "rewo" and est.kappa == "auto":
         steps = epochs(est, n) * steps_per_epoch(est, n)
@@ -631,6 +652,8 @@ def resolve(est, X, hidden, n_samples=None, scan=None):
         architecture=est.architecture,
         image_shape=image_shape(est, X.shape[1]),
     )
+    if variance_kind not in (None, "scalar"):  # (a scalar variance: as it always was)
+        module_config["decoder_variance"] = variance_kind
     # The user's networks (as given: build_vae copies or builds them); the
     # built-in ones leave the configuration as it always was.
     for name in ("encoder", "decoder"):
@@ -645,7 +668,9 @@ def resolve(est, X, hidden, n_samples=None, scan=None):
         warmup_steps=est.warmup_epochs * steps_per_epoch(est, n),
         plateau=plateau,
     )
-    return Settings(device, lik, kappa, noise_variance, hidden, module_config, schedule_args)
+    return Settings(
+        device, lik, variance_kind, kappa, noise_variance, hidden, module_config, schedule_args
+    )
 
 
 # ----------------------------------------------------------------- threads

@@ -56,6 +56,12 @@ def test_defaults_suite_quick_runs(tmp_path, load_benchmark):
     table = (tmp_path / "defaults_suite.md").read_text(encoding="utf-8")
     assert "| wine | 133 × 13 |" in table and "* wine: " in table
     assert row["pca_score"] is not None and row["kind"] == "class"
+    # The density table: the defaults against GMM / KDE / PPCA, with fit times.
+    assert "| data set | VHP defaults | fit [s] | GMM (best k) |" in table
+    density = row["density"]
+    assert {"gmm", "kde", "ppca"} <= set(density)
+    assert all(np.isfinite(density[m]["score"]) for m in ("gmm", "kde", "ppca"))
+    assert density["ppca"]["score"] == pytest.approx(row["pca_score"])
 
 
 def test_defaults_suite_verdict_names_each_failed_criterion(load_benchmark):

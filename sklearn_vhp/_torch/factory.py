@@ -12,11 +12,22 @@ from torch import nn
 
 from .conv import ConvGaussianEncoder, DeconvDecoder, GatedDecoder
 from .custom import CustomDecoder, CustomGaussianEncoder, input_shape_of, make_network, user_modules
-from .likelihoods import BernoulliLikelihood, GaussianLikelihood
+from .likelihoods import (
+    BernoulliLikelihood,
+    GaussianLikelihood,
+    LearnedGaussianLikelihood,
+    VarianceDecoder,
+)
 from .networks import MLP, GaussianHead, GaussianMLP
 from .paper_conv import PaperConvEncoder, PaperDeconvDecoder
 from .priors import HierarchicalPrior, StandardNormalPrior, VampPrior
 from .vae import VAE
+
+#: Learned decoder variances stay above this fraction of the training
+#: variance (1e-6 times the squared data scale by default: about the
+#: quantisation noise of 8-bit data scaled to [0, 1], ``(1/255)² / 12``),
+#: the floor the calibrated scalar variance has too.
+VARIANCE_FLOOR = 1e-4
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "silu": nn.SiLU}
 
@@ -30,6 +41,7 @@ def build_vae(
     hidden_layer_sizes,
     activation="tanh",
     noise_variance=None,
+    decoder_variance="scalar",
     encoder_variance="amortized",
     n_pseudo_inputs=None,
     architecture="mlp",
@@ -60,6 +72,13 @@ def build_vae(
     ``network_seed`` (the global random state is restored afterwards); the
     encoder's features get the package's Gaussian head. Their own weights
     are kept: ``generator`` draws the package's layers only.
+
+    ``decoder_variance`` (Gaussian likelihood): ``"scalar"``, one variance
+    ``noise_variance`` (a buffer, set from outside); ``"feature"``, a
+    learned variance per feature; ``"amortized"``, a learned variance per
+    feature given the code (:class:`~.likelihoods.VarianceDecoder` beside
+    the decoder). Learned variances start at ``noise_variance`` and stay
+    above :data:`VARIANCE_FLOOR` times it.
     """
     act = ACTIVATIONS[activation]
     hidden = tuple(hidden_layer_sizes)
@@ -89,8 +108,17 @@ def build_vae(
             decoder = dec if decoder is None else decoder
         if likelihood == "bernoulli":
             lik = BernoulliLikelihood()
-        else:
+        elif decoder_variance == "scalar":
             lik = GaussianLikelihood(noise_variance)
+        elif decoder_variance in ("feature", "amortized"):
+            amortized = decoder_variance == "amortized"
+            floor = VARIANCE_FLOOR * noise_variance
+            lik = LearnedGaussianLikelihood(n_features, noise_variance, floor, amortized)
+            if amortized:
+                width = hidden[0] if hidden else 32
+                decoder = VarianceDecoder(decoder, n_components, n_features, width, act)
+        else:
+            raise ValueError(f"Unknown decoder_variance {decoder_variance!r}.")
         if prior == "vhp":
             pri = HierarchicalPrior(n_components, n_components, hidden, activation=act)
         elif prior == "vamp":
@@ -208,7 +236,10 @@ def reset_parameters(module, generator):
             weight.uniform_(-bound, bound, generator=generator)
             if bias is not None:
                 bias.uniform_(-bound, bound, generator=generator)
-    # Gaussian encoders start with unit variances.
+    # Gaussian encoders start with unit variances, learned decoder variances
+    # at the training variance.
     for m in module.modules():
         if isinstance(m, GaussianHead):
             m.reset_variance()
+        if isinstance(m, VarianceDecoder):
+            m.reset_log_variance()

@@ -343,6 +343,51 @@ class VAE(nn.Module):
         self.set_noise_variance(variance)
         return variance
 
+    @torch.no_grad()
+    def fit_feature_variances(self, chunks, *, seed):
+        """Set per-feature learned variances to their maximum-likelihood values.
+
+        As :meth:`fit_noise_variance`, per feature: the mean squared error
+        of each feature under ``q(z|x)`` (noise from ``seed``), at least the
+        likelihood's floor. No-op unless the likelihood has per-feature
+        variances (``set_feature_variances``).
+        """
+        setter = getattr(self.likelihood, "set_feature_variances", None)
+        if setter is None or self.likelihood.amortized:
+            return
+        device = next(self.parameters()).device
+        gen = torch.Generator(device=device).manual_seed(seed)
+        n, total = 0, None
+        for x in chunks:
+            mean, logvar = self.encoder(x)
+            eps = torch.randn(mean.shape, generator=gen, device=x.device, dtype=x.dtype)
+            sq = (self.decode_mean(mean + torch.exp(0.5 * logvar) * eps) - x) ** 2
+            part = sq.sum(0, dtype=torch.float64)
+            n, total = n + x.shape[0], part if total is None else total + part
+        setter(total / max(1, n))
+
+    @torch.no_grad()
+    def mean_decoder_variance(self, chunks, *, seed):
+        """The learned decoder variances' mean over features and rows (a summary).
+
+        At ``z = μ(x) + σ(x) ε`` (noise from ``seed``) for the rows of
+        ``chunks``, as :meth:`fit_noise_variance` reads them. ``None`` unless
+        the likelihood learns its variances.
+        """
+        variances = getattr(self.likelihood, "variances", None)
+        if variances is None:
+            return None
+        device = next(self.parameters()).device
+        gen = torch.Generator(device=device).manual_seed(seed)
+        n, total = 0, torch.zeros((), dtype=torch.float64, device=device)
+        for x in chunks:
+            mean, logvar = self.encoder(x)
+            eps = torch.randn(mean.shape, generator=gen, device=x.device, dtype=x.dtype)
+            out = self.decoder(mean + torch.exp(0.5 * logvar) * eps)
+            var = variances(out).expand(x.shape[0], x.shape[1])
+            n, total = n + x.numel(), total + var.sum(dtype=torch.float64)
+        return float(total) / max(1, n)
+
     def set_noise_variance(self, variance):
         """Set the Gaussian likelihood's variance (no-op for other likelihoods)."""
         buffer = getattr(self.likelihood, "variance", None)
