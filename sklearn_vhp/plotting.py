@@ -17,6 +17,13 @@ def _get_ax(ax):
     return plt.gca() if ax is None else ax
 
 
+def _pick_frames(frames, n_frames):
+    """``n_frames`` of ``frames``, evenly spaced with the first and last (all if ``None``)."""
+    if n_frames is not None and n_frames < len(frames):
+        frames = frames[np.round(np.linspace(0, len(frames) - 1, n_frames)).astype(int)]
+    return frames
+
+
 def plot_latent_graph(
     interpolator,
     path=None,
@@ -109,8 +116,7 @@ def plot_frames(decoded, image_shape, ax=None, *, n_frames=None, pad=1, cmap="gr
     """
     ax = _get_ax(ax)
     frames = np.asarray(decoded, dtype=np.float64)
-    if n_frames is not None and n_frames < len(frames):
-        frames = frames[np.round(np.linspace(0, len(frames) - 1, n_frames)).astype(int)]
+    frames = _pick_frames(frames, n_frames)
     h, w = image_shape
     frames = frames.reshape(len(frames), h, w)
     strip = np.full((h, len(frames) * (w + pad) - pad), np.nan)
@@ -262,8 +268,7 @@ def plot_pose_strip(
 
     ax = _get_ax(ax)
     frames = np.atleast_2d(np.asarray(frames, dtype=np.float64))
-    if n_frames is not None and n_frames < len(frames):
-        frames = frames[np.round(np.linspace(0, len(frames) - 1, n_frames)).astype(int)]
+    frames = _pick_frames(frames, n_frames)
     positions, pairs = _pose_segments(skeleton, frames, channel_names, fill)
     flat = _project(positions, azimuth)  # (n, joints, 2)
     flat[..., 0] -= flat[:, :1, 0]  # each figure centred on its root
