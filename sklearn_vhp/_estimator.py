@@ -500,7 +500,11 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                 epochs,
                 val,
                 warn=not incremental,
-                resume="Call partial_fit again to continue." if incremental else None,
+                resume=(
+                    "Call partial_fit again to continue."
+                    if incremental
+                    else "Call fit with warm_start=True to continue."
+                ),
             )
         finally:
             # Also after a FloatingPointError: the model kept (the last finite
@@ -663,7 +667,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         self.validation_scores_ = [] if self.early_stopping else None
         self.best_validation_score_ = None
 
-    def _train(self, source, epochs, val=None, warn=True, resume=None):
+    def _train(self, source, epochs, val, warn, resume):
         """Hand the model and a batch source to the training engine; read its state back."""
         module = self.module_
         trainer = Trainer(
@@ -681,7 +685,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             prior_scaled=self._prior_scaled,
             divergences=self.divergences_,
             verbose=self.verbose,
-            **({} if resume is None else {"resume": resume}),
+            resume=resume,
         )
         early = None if val is None else self._early_stopping(val)
         # A user's network may draw from torch's global random state

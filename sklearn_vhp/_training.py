@@ -372,7 +372,8 @@ class Trainer:
     verbose : int
         ``> 0``: a progress bar; ``>= 2``: a line per epoch.
     resume : str
-        What the warning of an interrupted run (Ctrl-C) advises.
+        What the warning of an interrupted run (Ctrl-C) advises (the
+        caller's words: the engine knows no ``fit`` or ``partial_fit``).
     """
 
     def __init__(
@@ -391,7 +392,7 @@ class Trainer:
         prior_scaled,
         divergences,
         verbose=0,
-        resume="Call fit with warm_start=True to continue.",
+        resume="",
     ):
         self.module, self.optimizer, self.schedule = module, optimizer, schedule
         self.objective, self.n_importance = objective, n_importance
