@@ -182,10 +182,29 @@ def _after_each_step(hook):
     return Handle()
 
 
+def _fit_until_stopped(est, X, hook, working_memory=None):
+    """Fit ``est`` on ``X`` with ``hook`` after every step until it raises :class:`_Stop`.
+
+    ``working_memory``: scikit-learn's budget for the fit (``None``: as
+    configured). Returns the ``time.perf_counter()`` at the start of ``fit``.
+    """
+    from sklearn import config_context
+
+    handle = _after_each_step(hook)
+    start = time.perf_counter()
+    try:
+        with config_context(working_memory=working_memory):
+            est.fit(X)
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+    return start
+
+
 def worker_fit(cfg):
     """One fit, streaming from the file or in memory, stopped after ``cfg["iterations"]`` steps."""
     import torch
-    from sklearn import config_context
 
     torch.set_num_threads(1)
     sampler = MemorySampler()
@@ -212,18 +231,8 @@ def worker_fit(cfg):
             result["phase"], result["beta"] = str(schedule.phase), float(schedule.beta)
             raise _Stop
 
-    handle = _after_each_step(hook)
-    start = time.perf_counter()
-    try:
-        if cfg["mode"] == "memory":
-            est.fit(X)
-        else:
-            with config_context(working_memory=cfg["working_memory"]):
-                est.fit(X)
-    except _Stop:
-        pass
-    finally:
-        handle.remove()
+    budget = None if cfg["mode"] == "memory" else cfg["working_memory"]
+    start = _fit_until_stopped(est, X, hook, working_memory=budget)
     memory = sampler.stop()
     if len(times) < n_steps:
         raise RuntimeError(f"fit ended after {len(times)} of {n_steps} steps")
@@ -323,7 +332,6 @@ def worker_dask(cfg):
 def worker_memory(cfg):
     """Peak RssAnon of one fit (streamed, or the first rows in memory) stopped after some steps."""
     import torch
-    from sklearn import config_context
 
     torch.set_num_threads(1)
     X = np.load(cfg["path"], mmap_mode="r")
@@ -347,15 +355,7 @@ def worker_memory(cfg):
     before = MemorySampler.status()
     sampler = MemorySampler(interval=0.005)
     sampler.start()
-    handle = _after_each_step(hook)
-    start = time.perf_counter()
-    try:
-        with config_context(working_memory=cfg["budget"]):
-            est.fit(X)
-    except _Stop:
-        pass
-    finally:
-        handle.remove()
+    start = _fit_until_stopped(est, X, hook, working_memory=cfg["budget"])
     memory = sampler.stop()
     return {
         "rows": int(X.shape[0]),
