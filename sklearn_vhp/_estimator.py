@@ -115,18 +115,23 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         squared data scale and calibrates ``noise_variance_`` to the
         maximum-likelihood variance of the trained networks afterwards (see
         :ref:`defaults`). Ignored by the Bernoulli likelihood.
-    decoder_variance : {"auto", "scalar", "feature", "amortized"}, default="auto"
-        Variances of the Gaussian likelihood (see :ref:`decoder_variance`).
+    decoder_variance : {"auto", "scalar", "feature", "amortized", "full"}, default="auto"
+        Noise model of the Gaussian likelihood (see :ref:`decoder_variance`).
         ``"scalar"``: one variance for all features and codes (as described
         under ``noise_variance``). ``"feature"``: one learned variance per
         feature, calibrated per feature after training when
         ``noise_variance="auto"``. ``"amortized"``: a variance per feature
         given the code, from a small network the package adds beside the
-        decoder (a custom ``decoder`` still returns means only) — the choice
-        for a density on continuous data (image patches: 138 against 83 nats
-        for ``"scalar"``; see :ref:`density_comparison`). Learned variances
-        start at the training variance and stay above 1e-4 times it.
-        ``"auto"``: ``"scalar"``. The choice is ``decoder_variance_``.
+        decoder (a custom ``decoder`` still returns means only). ``"full"``:
+        a Gaussian mixture of full-covariance noise around the decoder's
+        mean (up to 8 components, at least 10 training rows per feature
+        each), fitted in closed form (EM) to the residuals after each epoch
+        of the main phase and after training: correlated residuals whose
+        size and shape vary from row to row, as in image patches (190
+        against 83 nats for ``"scalar"``; see :ref:`density_comparison`).
+        Learned variances stay above 1e-4 times the training variance.
+        ``"auto"``: ``"full"`` up to 128 features when ``noise_variance`` is
+        ``"auto"``, else ``"scalar"``. The choice is ``decoder_variance_``.
         Ignored by the Bernoulli likelihood.
     architecture : {"mlp", "conv", "gated_conv", "paper_conv"}, default="mlp"
         Network family of encoder and decoder (paper App. F; the prior's
@@ -244,11 +249,12 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
     noise_variance_ : float or None
         The fitted Gaussian likelihood's variance; with learned variances
         (``decoder_variance_`` ``"feature"`` or ``"amortized"``) their mean
-        over the features and the training rows' codes, a summary; ``None``
-        for Bernoulli.
+        over the features and the training rows' codes, with ``"full"`` the
+        noise mixture's mean variance per feature: a summary; ``None`` for
+        Bernoulli.
     decoder_variance_ : str or None
-        The decoder variance used (``"auto"`` resolved): ``"scalar"``,
-        ``"feature"`` or ``"amortized"``; ``None`` for Bernoulli.
+        The noise model used (``"auto"`` resolved): ``"scalar"``,
+        ``"feature"``, ``"amortized"`` or ``"full"``; ``None`` for Bernoulli.
     likelihood_ : str
         The likelihood used (``"auto"`` resolved).
     history_ : dict of ndarray
@@ -513,7 +519,11 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                 _inference.calibrated_feature_variances(
                     self.module_, calibration_rows, self._eval_seed
                 )
-            if self.decoder_variance_ not in (None, "scalar"):
+            if self.decoder_variance_ == "full":
+                self.noise_variance_ = _inference.fitted_noise_mixture(
+                    self.module_, calibration_rows, self._eval_seed
+                )
+            elif self.decoder_variance_ not in (None, "scalar"):
                 self.noise_variance_ = _inference.mean_decoder_variance(
                     self.module_, calibration_rows, self._eval_seed
                 )

@@ -14,6 +14,9 @@ import torch
 
 from ._settings import CPU_CHUNK_MIB, chunk_rows, to_tensor
 
+#: ``decoder_variance="full"``'s mixture is fitted on at most this many training rows.
+NOISE_MIXTURE_ROWS = 16384
+
 
 def _torch_dtype(dtype):
     return torch.float64 if dtype == np.float64 else torch.float32
@@ -100,6 +103,20 @@ def calibrated_feature_variances(module, data, seed):
     """
     module.fit_feature_variances(
         row_chunks(data, chunk_rows(module.memory_per_row("squared_error"))), seed=seed
+    )
+
+
+def fitted_noise_mixture(module, data, seed):
+    """Fit ``decoder_variance="full"``'s mixture noise to the trained networks.
+
+    On at most :data:`NOISE_MIXTURE_ROWS` rows of ``data`` (evenly spaced),
+    EM to convergence from the trainer's last fit. Returns the mixture's
+    mean variance (``noise_variance_``).
+    """
+    step = max(1, -(-data.shape[0] // NOISE_MIXTURE_ROWS))
+    rows = data[::step]
+    return module.fit_noise_mixture(
+        row_chunks(rows, chunk_rows(module.memory_per_row("squared_error"))), seed=seed
     )
 
 

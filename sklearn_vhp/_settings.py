@@ -36,8 +36,12 @@ from ._schedules import check_beta_init
 DEFAULT_KAPPA = {"gaussian": 0.05, "bernoulli": 0.2}
 #: Training variance of the Gaussian likelihood, in units of the squared scale.
 DEFAULT_NOISE_VARIANCE = 0.01
-#: ``decoder_variance="auto"`` with ``noise_variance="auto"`` (see :func:`decoder_variance`).
-AUTO_DECODER_VARIANCE = "scalar"
+#: ``decoder_variance="auto"`` with ``noise_variance="auto"``: ``"full"`` up to
+#: this many features, else ``"scalar"`` (see :func:`decoder_variance`).
+AUTO_FULL_MAX_FEATURES = 128
+#: ``decoder_variance="full"``: at most this many noise components, each with
+#: at least ``NOISE_ROWS_PER_FEATURE`` training rows per feature on average.
+MAX_NOISE_COMPONENTS, NOISE_ROWS_PER_FEATURE = 8, 10
 #: ``kappa="auto"``: REWO's initial phase also ends when ``Ĉ_t`` fell by less
 #: than ``plateau_tol`` over a window of iterations (an eighth of the budget,
 #: within ``PLATEAU_WINDOW``); κ² is then ``plateau_margin`` times ``Ĉ_t``.
@@ -98,7 +102,7 @@ PARAMETER_CONSTRAINTS = {
     "n_score_samples": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
     "likelihood": [StrOptions({"auto", "bernoulli", "gaussian"})],
     "noise_variance": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
-    "decoder_variance": [StrOptions({"auto", "scalar", "feature", "amortized"})],
+    "decoder_variance": [StrOptions({"auto", "scalar", "feature", "amortized", "full"})],
     "architecture": [StrOptions({"mlp", "conv", "gated_conv", "paper_conv"})],
     "encoder": [torch.nn.Module, callable, None],
     "decoder": [torch.nn.Module, callable, None],
@@ -371,15 +375,25 @@ def decoder_variance(est, likelihood, n_features, n_samples):
     """``decoder_variance``, or its ``"auto"`` rule; ``None`` for the Bernoulli likelihood.
 
     ``"auto"``: ``"scalar"`` when ``noise_variance`` is a number (the user
-    fixed the variance), else :data:`AUTO_DECODER_VARIANCE`.
+    fixed the variance); else ``"full"`` up to
+    :data:`AUTO_FULL_MAX_FEATURES` features (tabular data, image patches:
+    the mixture's ``D²`` per sample costs less than the networks) and
+    ``"scalar"`` beyond (images, where the codes, not the noise, carry the
+    structure, and a covariance per component would need many more rows).
     """
     if likelihood != "gaussian":
         return None
     if est.decoder_variance != "auto":
         return est.decoder_variance
-    if est.noise_variance != "auto":
+    if est.noise_variance != "auto" or n_features > AUTO_FULL_MAX_FEATURES:
         return "scalar"
-    return AUTO_DECODER_VARIANCE
+    return "full"
+
+
+def noise_components(n_features, n_samples):
+    """Components of ``decoder_variance="full"``'s mixture noise: as many as the rows support."""
+    per_component = NOISE_ROWS_PER_FEATURE * n_features
+    return int(min(MAX_NOISE_COMPONENTS, max(1, n_samples // per_component)))
 
 
 def image_shape(est, n_features):
@@ -654,6 +668,8 @@ def resolve(est, X, hidden, n_samples=None, scan=None):
     )
     if variance_kind not in (None, "scalar"):  # (a scalar variance: as it always was)
         module_config["decoder_variance"] = variance_kind
+    if variance_kind == "full":
+        module_config["noise_components"] = noise_components(X.shape[1], n)
     # The user's networks (as given: build_vae copies or builds them); the
     # built-in ones leave the configuration as it always was.
     for name in ("encoder", "decoder"):
