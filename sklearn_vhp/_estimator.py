@@ -175,8 +175,9 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         Widths of the hidden layers of every built-in network (the prior's
         networks too, also with a custom ``encoder`` and ``decoder``). ``"auto"``: four
         layers of ``n_samples / 16`` units, within 32–256 (the paper's
-        4 × 256 from 4,096 rows on; see :ref:`defaults`); the widths used
-        are ``hidden_layer_sizes_``.
+        4 × 256 from 4,096 rows on; see :ref:`defaults`), and within 32–64
+        on data of at most 128 features; the widths used are
+        ``hidden_layer_sizes_``.
     activation : {"tanh", "relu", "elu", "silu"}, default="tanh"
         Hidden-layer activation.
     init : {"pca", "random"}, default="pca"
@@ -190,12 +191,17 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         inputs (``"shared"``, which makes the ELBO prefer an isometric
         latent layout, see :ref:`pendulum_defaults`) or the usual per-input
         variance (``"amortized"``, which can give higher likelihoods).
-    batch_size : int, default=64
-        Mini-batch size (capped at the number of samples).
+    batch_size : int or "auto", default="auto"
+        Mini-batch size (capped at the number of samples). ``"auto"``: 64
+        (the paper's), and on data of at most 128 features one row in 64 of
+        the training rows, within 64 and 256 (fewer, larger steps for tabular
+        data of tens of thousands of rows); the value used is
+        ``batch_size_``.
     max_iter : int or "auto", default="auto"
         Number of epochs of each ``fit`` call. ``"auto"``: at least 25
-        epochs and 4,000 iterations (Adam steps), at most 200 epochs (25 for
-        12,000 rows and more; see :ref:`defaults` and
+        epochs and 4,000 iterations (Adam steps; with ``batch_size="auto"``
+        as many rows as 4,000 batches of 64), at most 200 epochs (25 for
+        10,240 rows and more; see :ref:`defaults` and
         :ref:`pendulum_defaults`).
     learning_rate : float, default=1e-3
         Adam step size. After a non-finite loss, ``fit`` restores the last
@@ -244,6 +250,9 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         ``β`` at the end of training.
     kappa_ : float
         The tolerance ``κ`` in force at the end of training (see ``kappa``).
+    batch_size_ : int
+        The mini-batch size of the last ``fit`` or ``partial_fit`` call
+        (``"auto"`` resolved).
     hidden_layer_sizes_ : tuple of int
         The hidden widths used (``"auto"`` resolved).
     noise_variance_ : float or None
@@ -338,7 +347,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         activation="tanh",
         init="pca",
         encoder_variance="shared",
-        batch_size=64,
+        batch_size="auto",
         max_iter="auto",
         learning_rate=1e-3,
         early_stopping=False,
@@ -583,6 +592,9 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             n_train = None
             if X_val is not None:  # the scan describes X, not X_train
                 scan = None
+        self.batch_size_ = _settings.batch_size(
+            self, X_train.shape[0] if n_train is None else n_train
+        )
         if not continuing:
             self._initialize(X_train, hidden, rng, n_train, scan)
         val = None if X_val is None else _to_tensor(X_val, torch.float32, self.device_)
@@ -597,10 +609,10 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             self.validation_scores_ = []
         if streamed:  # the rows on the device are the subsample's
             rows = _to_tensor(sample, torch.float32, self.device_)
-            block_rows, buffer_blocks = _data.stream_blocks(X.shape[1], self.batch_size)
+            block_rows, buffer_blocks = _data.stream_blocks(X.shape[1], self.batch_size_)
             source = StreamedBatches(
                 X,
-                self.batch_size,
+                self.batch_size_,
                 generator,
                 block_rows=self._stream_block_rows or block_rows,
                 buffer_blocks=buffer_blocks,
@@ -609,10 +621,10 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             )
         elif self.device_.type == "cpu":  # batches gathered from X itself: no copy of X
             rows = np.ascontiguousarray(X_train)
-            source = ShuffledBatches(rows, self.batch_size, generator)
+            source = ShuffledBatches(rows, self.batch_size_, generator)
         else:  # an accelerator gets X once
             rows = _to_tensor(X_train, torch.float32, self.device_)
-            source = ShuffledBatches(rows, self.batch_size, generator)
+            source = ShuffledBatches(rows, self.batch_size_, generator)
         return source, val, rows
 
     def _validate_streamed(self, X, continuing):
@@ -725,7 +737,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             )
 
     def _early_stopping(self, val):
-        rows = min(self.batch_size, val.shape[0])
+        rows = min(self.batch_size_, val.shape[0])
         return EarlyStopping(
             val,
             seed=self._validation_seed,
