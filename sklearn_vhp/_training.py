@@ -431,8 +431,8 @@ class Trainer:
         failures, epochs_done, epoch = 0, 0, self.n_iter + 1
         last_epoch = self.n_iter + max_epochs
         bar = self._progress_bar(max_epochs)
-        if not (schedule.train_prior and getattr(module.likelihood, "fitted", False)):
-            # (a scale mixture fitted in the main phase stays: see _refit_likelihood)
+        if not (schedule.train_prior and getattr(module.likelihood, "is_fitted", False)):
+            # (mixture noise fitted in the main phase stays: see _refit_likelihood)
             module.set_noise_variance(self.train_noise_variance)
         module.train()
         prior_params = module.prior_parameters()
@@ -565,7 +565,7 @@ class Trainer:
         return stop
 
     def _refit_likelihood(self, source, epoch):
-        """Fit a likelihood fitted in closed form (a scale mixture) to the current networks.
+        """Fit a likelihood fitted in closed form (mixture noise) to the current networks.
 
         ``decoder_variance="full"`` (:meth:`VAE.fit_noise_mixture`): once the
         prior trains (after REWO's initial phase, which shapes the codes with

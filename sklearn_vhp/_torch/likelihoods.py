@@ -95,11 +95,28 @@ class MixtureNoiseLikelihood(GaussianLikelihood):
         self.register_buffer("fitted", torch.tensor(False))
         self.register_buffer("whiten", torch.eye(d).repeat(s, 1, 1))
         self.register_buffer("log_weights", torch.full((s,), -math.log(s)))
+        self._is_fitted = False
 
     def set_variance(self, variance):
         """The scalar variance ``variance`` (training), until :meth:`fit` is called again."""
         self.variance.fill_(float(variance))
-        self.fitted.fill_(False)
+        self._set_fitted(False)
+
+    def _set_fitted(self, value):
+        self.fitted.fill_(value)
+        self._is_fitted = bool(value)
+
+    @property
+    def is_fitted(self):
+        """Whether the mixture is fitted (a host copy of the ``fitted`` buffer:
+        reading a device tensor at every training step would wait for the device)."""
+        if getattr(self, "_is_fitted", None) is None:
+            self._is_fitted = bool(self.fitted)
+        return self._is_fitted
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._is_fitted = None  # the buffer may have changed
 
     @property
     def floats_per_sample(self):
@@ -108,7 +125,7 @@ class MixtureNoiseLikelihood(GaussianLikelihood):
         return s * d + 2 * s
 
     def log_prob(self, x, out):
-        if not self.fitted:
+        if not self.is_fitted:
             return super().log_prob(x, out)
         # One product whitens the residual by every component: (..., D) @ (D, S D)
         s, d = self.whiten.shape[:2]
@@ -138,7 +155,7 @@ class MixtureNoiseLikelihood(GaussianLikelihood):
         s = self.log_weights.numel()
         eye = torch.eye(d, dtype=r.dtype)
         floor = float(self.floor) * eye
-        if bool(self.fitted):
+        if self.is_fitted:
             factor = torch.linalg.solve_triangular(
                 self.whiten.to(r.dtype), eye.expand(s, d, d), upper=False
             )
@@ -169,7 +186,7 @@ class MixtureNoiseLikelihood(GaussianLikelihood):
         chol = torch.linalg.cholesky(cov)
         self.whiten.copy_(torch.linalg.solve_triangular(chol, eye.expand(s, d, d), upper=False))
         self.log_weights.copy_(log_pi)
-        self.fitted.fill_(True)
+        self._set_fitted(True)
         return float((torch.exp(log_pi) * torch.diagonal(cov, dim1=-2, dim2=-1).mean(-1)).sum())
 
 

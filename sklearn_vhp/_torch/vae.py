@@ -417,7 +417,7 @@ class VAE(nn.Module):
     def set_noise_variance(self, variance):
         """Set the Gaussian likelihood's scalar variance (no-op for other likelihoods).
 
-        A scale mixture (``decoder_variance="full"``) goes back to the scalar
+        Mixture noise (``decoder_variance="full"``) goes back to the scalar
         variance until it is fitted again.
         """
         setter = getattr(self.likelihood, "set_variance", None)
