@@ -212,3 +212,54 @@ def test_float64_input_scores_as_float32(kind):
     s32 = model.score_samples(X[:10].astype(np.float32))
     assert s64.dtype == np.float64
     np.testing.assert_allclose(s32, s64, rtol=1e-4, atol=1e-3)
+
+
+def test_full_noise_trains_the_networks_in_the_main_phase_only():
+    # REWO's initial phase trains with the scalar variance, so a fit that
+    # never leaves it (κ out of reach) has the scalar model's codes; once the
+    # prior trains (here from the start), the networks train against the
+    # mixture refitted after every epoch, and the codes differ.
+    X = _correlated_scales(300, 0)
+    initial = dict(n_components=2, max_iter=4, kappa=1e-9)
+    full, scalar = (_fit(X, decoder_variance=k, **initial) for k in ("full", "scalar"))
+    assert set(full.history_["phase"]) == {"initial"}
+    np.testing.assert_array_equal(full.transform(X), scalar.transform(X))
+    assert full.score(X) > scalar.score(X) + 5.0  # the density is the mixture's
+
+    main = dict(n_components=2, max_iter=4, schedule="constant")
+    full, scalar = (_fit(X, decoder_variance=k, **main) for k in ("full", "scalar"))
+    # The first epoch (4 batches of 64) trains with the scalar variance; then the mixture.
+    np.testing.assert_array_equal(full.history_["loss"][:4], scalar.history_["loss"][:4])
+    assert np.all(full.history_["loss"][4:] < scalar.history_["loss"][4:] - 5.0)
+    assert not np.allclose(full.transform(X), scalar.transform(X))
+
+
+def test_full_noise_continues_with_its_mixture_after_an_interrupted_fit(monkeypatch):
+    from sklearn_vhp._torch.vae import VAE
+
+    X = _correlated_scales(256, 0)
+    original, calls = VAE.training_loss, {"n": 0}
+
+    def interrupt_in_epoch_3(self, x, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2 * 4 + 2:  # 4 batches of 64 per epoch
+            raise KeyboardInterrupt
+        return original(self, x, **kw)
+
+    monkeypatch.setattr(VAE, "training_loss", interrupt_in_epoch_3)
+    model = VHPEstimator(**{**FAST, "decoder_variance": "full", "schedule": "constant"})
+    model.set_params(max_iter=5, warm_start=True)
+    with pytest.warns(UserWarning, match="after epoch 2"):
+        model.fit(X)
+    assert model.n_iter_ == 2 and np.all(np.isfinite(model.score_samples(X[:10])))
+    monkeypatch.undo()
+    # The warm start trains against the fitted mixture from its first step:
+    # its first loss is near epoch 2's (the mixture's), not back up at the
+    # scalar variance's (epoch 1, more than 5 nats higher).
+    loss = model.history_["loss"]
+    epoch_1, epoch_2 = loss[:4].mean(), loss[4:8].mean()
+    assert epoch_1 > epoch_2 + 5.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.set_params(max_iter=1).fit(X)
+    assert abs(model.history_["loss"][8] - epoch_2) < 2.0
