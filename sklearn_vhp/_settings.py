@@ -39,7 +39,7 @@ DEFAULT_NOISE_VARIANCE = 0.01
 #: ``decoder_variance="auto"`` with ``noise_variance="auto"``: ``"full"`` up to
 #: this many features, else ``"scalar"`` (see :func:`decoder_variance`).
 AUTO_FULL_MAX_FEATURES = 128
-#: ``decoder_variance="full"``: at most this many noise components, each with
+#: ``decoder_variance="full"`` or ``"full_trained"``: at most this many noise components, each with
 #: at least ``NOISE_ROWS_PER_FEATURE`` training rows per feature on average.
 MAX_NOISE_COMPONENTS, NOISE_ROWS_PER_FEATURE = 8, 10
 #: ``kappa="auto"``: REWO's initial phase also ends when ``Ĉ_t`` fell by less
@@ -109,7 +109,9 @@ PARAMETER_CONSTRAINTS = {
     "n_score_samples": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
     "likelihood": [StrOptions({"auto", "bernoulli", "gaussian"})],
     "noise_variance": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
-    "decoder_variance": [StrOptions({"auto", "scalar", "feature", "amortized", "full"})],
+    "decoder_variance": [
+        StrOptions({"auto", "scalar", "feature", "amortized", "full", "full_trained"})
+    ],
     "architecture": [StrOptions({"mlp", "conv", "gated_conv", "paper_conv"})],
     "encoder": [torch.nn.Module, callable, None],
     "decoder": [torch.nn.Module, callable, None],
@@ -699,7 +701,7 @@ def resolve(est, X, hidden, n_samples=None, scan=None):
     )
     if variance_kind not in (None, "scalar"):  # (a scalar variance: as it always was)
         module_config["decoder_variance"] = variance_kind
-    if variance_kind == "full":
+    if variance_kind in ("full", "full_trained"):
         module_config["noise_components"] = noise_components(X.shape[1], n)
     # The user's networks (as given: build_vae copies or builds them); the
     # built-in ones leave the configuration as it always was.

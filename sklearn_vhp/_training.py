@@ -41,7 +41,7 @@ MAX_RECOVERIES = 3
 #: back either way).
 HOST_SYNC_EVERY = {"cpu": 1, "gpu": 32}  # "gpu": any device but the CPU
 
-#: EM iterations of a likelihood fitted in closed form (``decoder_variance="full"``)
+#: EM iterations of a likelihood fitted in closed form (``decoder_variance="full_trained"``)
 #: after each epoch of the main phase, from the last epoch's fit.
 REFIT_EM_ITERATIONS = 5
 
@@ -431,7 +431,7 @@ class Trainer:
         failures, epochs_done, epoch = 0, 0, self.n_iter + 1
         last_epoch = self.n_iter + max_epochs
         bar = self._progress_bar(max_epochs)
-        if not (schedule.train_prior and getattr(module.likelihood, "is_fitted", False)):
+        if not (schedule.train_prior and self._trains_against_fit()):
             # (mixture noise fitted in the main phase stays: see _refit_likelihood)
             module.set_noise_variance(self.train_noise_variance)
         module.train()
@@ -564,19 +564,24 @@ class Trainer:
             )
         return stop
 
+    def _trains_against_fit(self):
+        """Whether the likelihood is a fitted mixture the networks train against."""
+        lik = self.module.likelihood
+        return getattr(lik, "trained", False) and lik.is_fitted
+
     def _refit_likelihood(self, source, epoch):
         """Fit a likelihood fitted in closed form (mixture noise) to the current networks.
 
-        ``decoder_variance="full"`` (:meth:`VAE.fit_noise_mixture`): once the
+        ``decoder_variance="full_trained"`` (:meth:`VAE.fit_noise_mixture`): once the
         prior trains (after REWO's initial phase, which shapes the codes with
         the scalar variance), the networks train against the mixture fitted
         at the end of each epoch to the residuals of the reference rows
         (:data:`REFIT_EM_ITERATIONS` EM iterations from the last fit): EM in
         the noise model, gradient steps in the networks. A no-op for the
-        other likelihoods.
+        other likelihoods (``"full"``'s mixture is fitted after training only).
         """
         module = self.module
-        if getattr(module.likelihood, "fit", None) is None:
+        if not getattr(module.likelihood, "trained", False):
             return
         module.eval()  # (a user's dropout or batch normalisation: see _standardise_prior)
         try:

@@ -82,7 +82,8 @@ def build_vae(
     the decoder). Learned variances start at ``noise_variance`` and stay
     above :data:`VARIANCE_FLOOR` times it. ``"full"``: Gaussian mixture
     noise with full covariances (:class:`~.likelihoods.MixtureNoiseLikelihood`,
-    ``noise_components`` of them), fitted in closed form.
+    ``noise_components`` of them), fitted in closed form after training;
+    ``"full_trained"``: the same, also trained against in the main phase.
     """
     act = ACTIVATIONS[activation]
     hidden = tuple(hidden_layer_sizes)
@@ -121,9 +122,12 @@ def build_vae(
             if amortized:
                 width = hidden[0] if hidden else 32
                 decoder = VarianceDecoder(decoder, n_components, n_features, width, act)
-        elif decoder_variance == "full":
+        elif decoder_variance in ("full", "full_trained"):
             floor = VARIANCE_FLOOR * noise_variance
-            lik = MixtureNoiseLikelihood(n_features, noise_variance, floor, noise_components)
+            trained = decoder_variance == "full_trained"
+            lik = MixtureNoiseLikelihood(
+                n_features, noise_variance, floor, noise_components, trained=trained
+            )
         else:
             raise ValueError(f"Unknown decoder_variance {decoder_variance!r}.")
         if prior == "vhp":

@@ -77,9 +77,10 @@ class MixtureNoiseLikelihood(GaussianLikelihood):
     describe neither.
 
     The likelihood is :class:`GaussianLikelihood`'s, with the scalar
-    ``variance``, until :meth:`fit` sets the mixture to residuals by EM
-    (the trainer does after every epoch of the main phase, the estimator
-    after training); :meth:`set_variance` goes back to the scalar variance.
+    ``variance``, until :meth:`fit` sets the mixture to residuals by EM (the
+    estimator does after training, and with ``trained`` the trainer after
+    every epoch of the main phase, so that the networks train against it);
+    :meth:`set_variance` goes back to the scalar variance.
 
     Each ``Σ_k`` is stored through its whitening matrix ``W_k = L_k⁻¹``
     (``Σ_k = L_k L_kᵀ``, lower triangular), so a component's density is one
@@ -88,8 +89,9 @@ class MixtureNoiseLikelihood(GaussianLikelihood):
     keeps the density bounded where a feature is reconstructed exactly.
     """
 
-    def __init__(self, n_features, variance, floor, n_components):
+    def __init__(self, n_features, variance, floor, n_components, trained=False):
         super().__init__(variance)
+        self.trained = bool(trained)
         d, s = int(n_features), int(n_components)
         self.register_buffer("floor", torch.tensor(float(floor)))
         self.register_buffer("fitted", torch.tensor(False))
@@ -136,7 +138,7 @@ class MixtureNoiseLikelihood(GaussianLikelihood):
         return torch.logsumexp(log_k, -1) - 0.5 * y.shape[-1] * math.log(2 * math.pi)
 
     @torch.no_grad()
-    def fit(self, residuals, n_iter=100, tol=1e-5):
+    def fit(self, residuals, n_iter=100, tol=1e-4):
         """Fit the mixture to ``residuals`` (N, D) by EM, in float64.
 
         Maximum likelihood of the residuals ``x - mean(z)`` at codes drawn
