@@ -125,11 +125,11 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         given the code, from a small network the package adds beside the
         decoder (a custom ``decoder`` still returns means only). ``"full"``:
         a Gaussian mixture of full-covariance noise around the decoder's
-        mean (up to 8 components, at least 10 training rows per feature
+        mean (up to 16 components, at least 10 training rows per feature
         each), fitted in closed form (EM) to the trained networks'
         residuals, as the scalar variance is calibrated: the codes are the
         scalar model's, the density describes correlated residuals whose
-        size and shape vary from row to row (image patches: 184 against 83
+        size and shape vary from row to row (image patches: 190 against 83
         nats; see :ref:`density_comparison`). ``"full_trained"``: the same
         mixture, refitted after every epoch of the main phase so that the
         networks train against it: a better density (patches: 191), codes

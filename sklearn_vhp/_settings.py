@@ -41,7 +41,7 @@ DEFAULT_NOISE_VARIANCE = 0.01
 AUTO_FULL_MAX_FEATURES = 128
 #: ``decoder_variance="full"`` or ``"full_trained"``: at most this many noise components, each with
 #: at least ``NOISE_ROWS_PER_FEATURE`` training rows per feature on average.
-MAX_NOISE_COMPONENTS, NOISE_ROWS_PER_FEATURE = 8, 10
+MAX_NOISE_COMPONENTS, NOISE_ROWS_PER_FEATURE = 16, 10
 #: ``kappa="auto"``: REWO's initial phase also ends when ``Ĉ_t`` fell by less
 #: than ``plateau_tol`` over a window of iterations (an eighth of the budget,
 #: within ``PLATEAU_WINDOW``); κ² is then ``plateau_margin`` times ``Ĉ_t``.
