@@ -14,6 +14,11 @@ import torch
 
 from ._settings import CPU_CHUNK_MIB, chunk_rows, to_tensor
 
+#: ``decoder_variance="full"``'s mixture is fitted on at most this many training
+#: rows, in ``NOISE_MIXTURE_FINISH`` EM iterations after converging on at most
+#: ``NOISE_MIXTURE_START_ROWS`` of them.
+NOISE_MIXTURE_ROWS, NOISE_MIXTURE_START_ROWS, NOISE_MIXTURE_FINISH = 16384, 4096, 5
+
 
 def _torch_dtype(dtype):
     return torch.float64 if dtype == np.float64 else torch.float32
@@ -101,6 +106,30 @@ def calibrated_feature_variances(module, data, seed):
     module.fit_feature_variances(
         row_chunks(data, chunk_rows(module.memory_per_row("squared_error"))), seed=seed
     )
+
+
+def fitted_noise_mixture(module, data, seed):
+    """Fit ``decoder_variance="full"``'s mixture noise to the trained networks.
+
+    EM to convergence on at most :data:`NOISE_MIXTURE_START_ROWS` rows of
+    ``data`` (evenly spaced), then :data:`NOISE_MIXTURE_FINISH` iterations on
+    at most :data:`NOISE_MIXTURE_ROWS` (an EM iteration costs a pass over
+    the rows: most of them are taken where the mixture is still far off on
+    the fewest rows). Returns the mixture's mean variance
+    (``noise_variance_``).
+    """
+
+    def spread(n):
+        return data[:: max(1, -(-data.shape[0] // n))]
+
+    def fit(rows, n_iter):
+        chunks = row_chunks(rows, chunk_rows(module.memory_per_row("squared_error")))
+        return module.fit_noise_mixture(chunks, seed=seed, n_iter=n_iter)
+
+    variance = fit(spread(NOISE_MIXTURE_START_ROWS), 100)
+    if data.shape[0] > NOISE_MIXTURE_START_ROWS:
+        variance = fit(spread(NOISE_MIXTURE_ROWS), NOISE_MIXTURE_FINISH)
+    return variance
 
 
 def mean_decoder_variance(module, data, seed):

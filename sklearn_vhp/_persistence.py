@@ -417,6 +417,8 @@ def set_state(state):
     state.setdefault("divergences_", [])
     state.setdefault("_train_noise_variance", state["_module_config"].get("noise_variance"))
     state.setdefault("_prior_scaled", True)
+    if isinstance(state.get("batch_size"), int):  # before batch_size="auto"
+        state.setdefault("batch_size_", state["batch_size"])
     # Models saved before learned decoder variances had one scalar variance.
     gaussian = state.get("likelihood_") == "gaussian"
     state.setdefault("decoder_variance", "scalar")

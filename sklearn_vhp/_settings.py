@@ -36,17 +36,28 @@ from ._schedules import check_beta_init
 DEFAULT_KAPPA = {"gaussian": 0.05, "bernoulli": 0.2}
 #: Training variance of the Gaussian likelihood, in units of the squared scale.
 DEFAULT_NOISE_VARIANCE = 0.01
-#: ``decoder_variance="auto"`` with ``noise_variance="auto"`` (see :func:`decoder_variance`).
-AUTO_DECODER_VARIANCE = "scalar"
+#: ``decoder_variance="auto"`` with ``noise_variance="auto"``: ``"full"`` up to
+#: this many features, else ``"scalar"`` (see :func:`decoder_variance`).
+AUTO_FULL_MAX_FEATURES = 128
+#: ``decoder_variance="full"`` or ``"full_trained"``: at most this many noise components, each with
+#: at least ``NOISE_ROWS_PER_FEATURE`` training rows per feature on average.
+MAX_NOISE_COMPONENTS, NOISE_ROWS_PER_FEATURE = 16, 10
 #: ``kappa="auto"``: REWO's initial phase also ends when ``Ĉ_t`` fell by less
 #: than ``plateau_tol`` over a window of iterations (an eighth of the budget,
 #: within ``PLATEAU_WINDOW``); κ² is then ``plateau_margin`` times ``Ĉ_t``.
 AUTO_KAPPA_PLATEAU = {"plateau_tol": 0.1, "plateau_margin": 1.5}
 PLATEAU_WINDOW = (50, 500)
-#: ``hidden_layer_sizes="auto"``: 4 layers of n_samples / 16 units, within these.
-AUTO_WIDTH = (32, 256)
-#: ``max_iter="auto"``: at least 25 epochs and 4000 iterations, at most 200 epochs.
+#: ``hidden_layer_sizes="auto"``: 4 layers of n_samples / 16 units, within these;
+#: at most ``AUTO_TABULAR_WIDTH`` on data of at most ``AUTO_FULL_MAX_FEATURES`` features.
+AUTO_WIDTH, AUTO_TABULAR_WIDTH = (32, 256), 64
+#: ``max_iter="auto"``: at least 25 epochs and 4000 iterations, at most 200 epochs;
+#: with ``batch_size="auto"`` at least ``AUTO_MIN_ITERATIONS`` batches of
+#: ``AUTO_BATCH[0]`` rows (the same budget in rows seen, whatever the batch).
 AUTO_EPOCHS, AUTO_MIN_ITERATIONS = (25, 200), 4000
+#: ``batch_size="auto"``: ``AUTO_BATCH[0]`` rows, or on data of at most
+#: ``AUTO_FULL_MAX_FEATURES`` features one batch per ``AUTO_BATCH_ROWS`` training
+#: rows, within ``AUTO_BATCH``.
+AUTO_BATCH, AUTO_BATCH_ROWS = (64, 256), 64
 #: Largest chunk (MiB of temporaries) of ``score_samples`` and early-stopping
 #: validation on a CPU: chunks of a few MiB stay in cache (1.3-2x faster).
 CPU_CHUNK_MIB = 16
@@ -98,7 +109,9 @@ PARAMETER_CONSTRAINTS = {
     "n_score_samples": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
     "likelihood": [StrOptions({"auto", "bernoulli", "gaussian"})],
     "noise_variance": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
-    "decoder_variance": [StrOptions({"auto", "scalar", "feature", "amortized"})],
+    "decoder_variance": [
+        StrOptions({"auto", "scalar", "feature", "amortized", "full", "full_trained"})
+    ],
     "architecture": [StrOptions({"mlp", "conv", "gated_conv", "paper_conv"})],
     "encoder": [torch.nn.Module, callable, None],
     "decoder": [torch.nn.Module, callable, None],
@@ -107,7 +120,7 @@ PARAMETER_CONSTRAINTS = {
     "activation": [StrOptions({"tanh", "relu", "elu", "silu"})],
     "init": [StrOptions({"pca", "random"})],
     "encoder_variance": [StrOptions({"amortized", "shared"})],
-    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
     "max_iter": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
     "learning_rate": [Interval(Real, 0, None, closed="neither")],
     "early_stopping": ["boolean"],
@@ -277,7 +290,7 @@ def check_fit_input(est, X, continuing, scan):
         )
     span = high - low
     # A mini-batch's squared errors are summed in float32 (the constraint C).
-    elements = max(1, min(est.batch_size, X.shape[0])) * max(1, X.shape[1])
+    elements = max(1, min(batch_size(est, X.shape[0]), X.shape[0])) * max(1, X.shape[1])
     if span > math.sqrt(limit / elements):
         raise ValueError(
             f"X spans {span:.3g}: the squared reconstruction errors of a mini-batch "
@@ -357,6 +370,10 @@ def hidden_layer_sizes(est, n_samples):
     """The hidden widths: ``hidden_layer_sizes``, or its ``"auto"`` rule."""
     if isinstance(est.hidden_layer_sizes, str) and est.hidden_layer_sizes == "auto":
         low, high = AUTO_WIDTH
+        if est.n_features_in_ <= AUTO_FULL_MAX_FEATURES:
+            # Tens of features: the mean needs no wider networks (patches:
+            # the same density with 64 units as with 128, at 1.6x the time).
+            high = AUTO_TABULAR_WIDTH
         return (min(high, max(low, n_samples // 16)),) * 4
     hidden = np.atleast_1d(np.asarray(est.hidden_layer_sizes)).tolist()
     if not all(isinstance(h, Integral) and h > 0 for h in hidden):
@@ -371,15 +388,25 @@ def decoder_variance(est, likelihood, n_features, n_samples):
     """``decoder_variance``, or its ``"auto"`` rule; ``None`` for the Bernoulli likelihood.
 
     ``"auto"``: ``"scalar"`` when ``noise_variance`` is a number (the user
-    fixed the variance), else :data:`AUTO_DECODER_VARIANCE`.
+    fixed the variance); else ``"full"`` up to
+    :data:`AUTO_FULL_MAX_FEATURES` features (tabular data, image patches:
+    the mixture's ``D²`` per sample costs less than the networks) and
+    ``"scalar"`` beyond (images, where the codes, not the noise, carry the
+    structure, and a covariance per component would need many more rows).
     """
     if likelihood != "gaussian":
         return None
     if est.decoder_variance != "auto":
         return est.decoder_variance
-    if est.noise_variance != "auto":
+    if est.noise_variance != "auto" or n_features > AUTO_FULL_MAX_FEATURES:
         return "scalar"
-    return AUTO_DECODER_VARIANCE
+    return "full"
+
+
+def noise_components(n_features, n_samples):
+    """Components of ``decoder_variance="full"``'s mixture noise: as many as the rows support."""
+    per_component = NOISE_ROWS_PER_FEATURE * n_features
+    return int(min(MAX_NOISE_COMPONENTS, max(1, n_samples // per_component)))
 
 
 def image_shape(est, n_features):
@@ -513,9 +540,26 @@ def _leading_directions(Xc, k):
     return singular / math.sqrt(max(1, rows - 1)), vt
 
 
+def batch_size(est, n_samples):
+    """Rows per mini-batch of a ``fit`` call on ``n_samples`` rows: ``batch_size``, or its rule.
+
+    ``"auto"``: 64 rows (the paper's batch, for images and binary data of
+    many features), and on data of at most :data:`AUTO_FULL_MAX_FEATURES`
+    features ``n_samples / 64`` rows within 64 and 256: tabular data of
+    tens of thousands of rows takes fewer, larger steps (each step's cost
+    is mostly fixed on a CPU for networks this small).
+    """
+    if est.batch_size != "auto":
+        return est.batch_size
+    low, high = AUTO_BATCH
+    if est.n_features_in_ > AUTO_FULL_MAX_FEATURES:
+        return low
+    return int(min(high, max(low, n_samples // AUTO_BATCH_ROWS)))
+
+
 def steps_per_epoch(est, n_samples):
     """Iterations of one epoch: the training loop drops the ragged last batch."""
-    return n_samples // min(est.batch_size, n_samples)
+    return n_samples // min(batch_size(est, n_samples), n_samples)
 
 
 def epochs(est, n_samples):
@@ -523,7 +567,10 @@ def epochs(est, n_samples):
     if est.max_iter != "auto":
         return est.max_iter
     low, high = AUTO_EPOCHS
-    return min(high, max(low, math.ceil(AUTO_MIN_ITERATIONS / steps_per_epoch(est, n_samples))))
+    iterations = AUTO_MIN_ITERATIONS
+    if est.batch_size == "auto":  # the same rows seen as AUTO_MIN_ITERATIONS small batches
+        iterations = math.ceil(AUTO_MIN_ITERATIONS * AUTO_BATCH[0] / batch_size(est, n_samples))
+    return min(high, max(low, math.ceil(iterations / steps_per_epoch(est, n_samples))))
 
 
 def to_tensor(a, dtype, device):
@@ -654,6 +701,8 @@ def resolve(est, X, hidden, n_samples=None, scan=None):
     )
     if variance_kind not in (None, "scalar"):  # (a scalar variance: as it always was)
         module_config["decoder_variance"] = variance_kind
+    if variance_kind in ("full", "full_trained"):
+        module_config["noise_components"] = noise_components(X.shape[1], n)
     # The user's networks (as given: build_vae copies or builds them); the
     # built-in ones leave the configuration as it always was.
     for name in ("encoder", "decoder"):

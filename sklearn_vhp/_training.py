@@ -41,6 +41,10 @@ MAX_RECOVERIES = 3
 #: back either way).
 HOST_SYNC_EVERY = {"cpu": 1, "gpu": 32}  # "gpu": any device but the CPU
 
+#: EM iterations of a likelihood fitted in closed form (``decoder_variance="full_trained"``)
+#: after each epoch of the main phase, from the last epoch's fit.
+REFIT_EM_ITERATIONS = 5
+
 
 class DivergenceWarning(RuntimeWarning):
     """Training hit a non-finite loss and was rolled back with a smaller step.
@@ -419,7 +423,7 @@ class Trainer:
         :class:`EarlyStopping`, training stops when its score stops improving
         and the best epoch's copy is restored at the end.
         """
-        module = self.module
+        module, schedule = self.module, self.schedule
         self._mark = 0  # len(record) at the end of the last completed epoch
         self._snapshot = self.snapshot()  # state after the last completed epoch
         if validation is not None:
@@ -427,7 +431,9 @@ class Trainer:
         failures, epochs_done, epoch = 0, 0, self.n_iter + 1
         last_epoch = self.n_iter + max_epochs
         bar = self._progress_bar(max_epochs)
-        module.set_noise_variance(self.train_noise_variance)
+        if not (schedule.train_prior and self._trains_against_fit()):
+            # (mixture noise fitted in the main phase stays: see _refit_likelihood)
+            module.set_noise_variance(self.train_noise_variance)
         module.train()
         prior_params = module.prior_parameters()
         try:
@@ -441,7 +447,7 @@ class Trainer:
                     continue
                 failures = 0
                 epochs_done += 1
-                if self._end_of_epoch(epoch, validation, bar, last_epoch):
+                if self._end_of_epoch(epoch, validation, bar, last_epoch, source):
                     break
         except KeyboardInterrupt:
             self._rollback()
@@ -518,9 +524,11 @@ class Trainer:
             return len(self.record) - self._mark, None
         return None
 
-    def _end_of_epoch(self, epoch, validation, bar, last_epoch):
+    def _end_of_epoch(self, epoch, validation, bar, last_epoch, source):
         """Keep the epoch (snapshot, progress); ``True`` to stop early."""
         schedule = self.schedule
+        if schedule.train_prior:
+            self._refit_likelihood(source, epoch)
         score = validation.score(self.module) if validation is not None else None
         self._snapshot = self.snapshot()
         prev_mark, self._mark = self._mark, len(self.record)
@@ -555,6 +563,33 @@ class Trainer:
                 f"the best ({validation.best_score:.6g})."
             )
         return stop
+
+    def _trains_against_fit(self):
+        """Whether the likelihood is a fitted mixture the networks train against."""
+        lik = self.module.likelihood
+        return getattr(lik, "trained", False) and lik.is_fitted
+
+    def _refit_likelihood(self, source, epoch):
+        """Fit a likelihood fitted in closed form (mixture noise) to the current networks.
+
+        ``decoder_variance="full_trained"`` (:meth:`VAE.fit_noise_mixture`): once the
+        prior trains (after REWO's initial phase, which shapes the codes with
+        the scalar variance), the networks train against the mixture fitted
+        at the end of each epoch to the residuals of the reference rows
+        (:data:`REFIT_EM_ITERATIONS` EM iterations from the last fit): EM in
+        the noise model, gradient steps in the networks. A no-op for the
+        other likelihoods (``"full"``'s mixture is fitted after training only).
+        """
+        module = self.module
+        if not getattr(module.likelihood, "trained", False):
+            return
+        module.eval()  # (a user's dropout or batch normalisation: see _standardise_prior)
+        try:
+            module.fit_noise_mixture(
+                [source.reference_rows()], seed=epoch, n_iter=REFIT_EM_ITERATIONS
+            )
+        finally:
+            module.train()
 
     def _rollback(self):
         """Back to the end of the last completed epoch: record and training state."""

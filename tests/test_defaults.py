@@ -44,6 +44,7 @@ def test_auto_kappa_trains_the_prior_where_a_fixed_one_is_out_of_reach(digits):
 def test_auto_noise_variance_is_the_maximum_likelihood_variance(digits):
     X, X_test = digits
     kw = dict(n_components=2, hidden_layer_sizes=(32,), max_iter=20, random_state=0)
+    kw["decoder_variance"] = "scalar"  # (the calibrated scalar variance; "full": see its tests)
     fixed = VHPEstimator(noise_variance=0.01, **kw).fit(X)  # 0.01: the training variance
     auto = VHPEstimator(**kw).fit(X)
     assert fixed.noise_variance_ == 0.01
@@ -76,3 +77,29 @@ def test_auto_epochs_give_enough_iterations(n_samples, batch_size, epochs):
     est.fit(X)
     assert est.n_iter_ == epochs
     assert len(est.history_["loss"]) == epochs * (n_samples // batch_size)
+
+
+@pytest.mark.parametrize(
+    "n_samples, n_features, batch_size",
+    [(2000, 5, 64), (9000, 5, 140), (40000, 5, 256), (9000, 129, 64)],
+)
+def test_auto_batch_size_is_larger_on_many_rows_of_few_features(n_samples, n_features, batch_size):
+    X = np.random.RandomState(0).rand(n_samples, n_features)
+    est = VHPEstimator(hidden_layer_sizes=(4,), n_importance=1, max_iter=1, random_state=0)
+    _fit_quietly(est, X)
+    assert est.batch_size_ == batch_size
+    assert len(est.history_["loss"]) == n_samples // batch_size
+    # An explicit batch size is used as given.
+    _fit_quietly(est.set_params(batch_size=100), X[:1000])
+    assert est.batch_size_ == 100 and len(est.history_["loss"]) == 10
+
+
+def test_auto_batch_size_keeps_the_rows_seen_by_the_auto_epochs():
+    # 6,400 rows of 3 features: batches of 100, and the 4,000 iterations of
+    # 64 rows (256,000 rows) become 2,560 of 100: 40 epochs (an explicit
+    # batch_size=100 keeps 4,000 iterations: 63 epochs).
+    X = np.random.RandomState(0).rand(6400, 3)
+    est = VHPEstimator(hidden_layer_sizes=(4,), n_importance=1, schedule="constant", random_state=0)
+    _fit_quietly(est, X)
+    assert est.batch_size_ == 100
+    assert est.n_iter_ == 40

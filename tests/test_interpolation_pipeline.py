@@ -211,7 +211,17 @@ def _digits_pair_measures(n_frames=21):
     test = np.zeros(len(X), bool)
     test[rng.choice(len(X), 300, replace=False)] = True
     X_tr = X[~test]
-    vae = VHPEstimator(n_components=2, hidden_layer_sizes=(64, 64), max_iter=40, random_state=0)
+    # (The scalar noise model these measures were taken with: with the
+    # default mixture noise of data this narrow, decoder_variance="full",
+    # the even-step frames on this pair are 0.958 from the training images
+    # on average against the line's 0.938.)
+    vae = VHPEstimator(
+        n_components=2,
+        hidden_layer_sizes=(64, 64),
+        max_iter=40,
+        decoder_variance="scalar",
+        random_state=0,
+    )
     interp = ManifoldInterpolator(vae.fit(X_tr), prefit=True, random_state=0).fit(X_tr)
     a, b = X[test & (y == 0)][0], X[test & (y == 6)][0]
     graph = interp.interpolate(a, b).decoded

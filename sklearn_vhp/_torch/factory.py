@@ -16,6 +16,7 @@ from .likelihoods import (
     BernoulliLikelihood,
     GaussianLikelihood,
     LearnedGaussianLikelihood,
+    MixtureNoiseLikelihood,
     VarianceDecoder,
 )
 from .networks import MLP, GaussianHead, GaussianMLP
@@ -42,6 +43,7 @@ def build_vae(
     activation="tanh",
     noise_variance=None,
     decoder_variance="scalar",
+    noise_components=1,
     encoder_variance="amortized",
     n_pseudo_inputs=None,
     architecture="mlp",
@@ -78,7 +80,10 @@ def build_vae(
     learned variance per feature; ``"amortized"``, a learned variance per
     feature given the code (:class:`~.likelihoods.VarianceDecoder` beside
     the decoder). Learned variances start at ``noise_variance`` and stay
-    above :data:`VARIANCE_FLOOR` times it.
+    above :data:`VARIANCE_FLOOR` times it. ``"full"``: Gaussian mixture
+    noise with full covariances (:class:`~.likelihoods.MixtureNoiseLikelihood`,
+    ``noise_components`` of them), fitted in closed form after training;
+    ``"full_trained"``: the same, also trained against in the main phase.
     """
     act = ACTIVATIONS[activation]
     hidden = tuple(hidden_layer_sizes)
@@ -117,6 +122,12 @@ def build_vae(
             if amortized:
                 width = hidden[0] if hidden else 32
                 decoder = VarianceDecoder(decoder, n_components, n_features, width, act)
+        elif decoder_variance in ("full", "full_trained"):
+            floor = VARIANCE_FLOOR * noise_variance
+            trained = decoder_variance == "full_trained"
+            lik = MixtureNoiseLikelihood(
+                n_features, noise_variance, floor, noise_components, trained=trained
+            )
         else:
             raise ValueError(f"Unknown decoder_variance {decoder_variance!r}.")
         if prior == "vhp":

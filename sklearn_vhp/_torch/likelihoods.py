@@ -51,6 +51,10 @@ class GaussianLikelihood(nn.Module):
         super().__init__()
         self.register_buffer("variance", torch.tensor(float(variance)))
 
+    def set_variance(self, variance):
+        """Set the variance (the training variance, or its calibrated value)."""
+        self.variance.fill_(float(variance))
+
     def log_prob(self, x, out):
         var = self.variance
         sq = (out - x) ** 2
@@ -58,6 +62,134 @@ class GaussianLikelihood(nn.Module):
 
     def mean(self, out):
         return out
+
+
+class MixtureNoiseLikelihood(GaussianLikelihood):
+    """Gaussian mixture noise with full covariances, fitted in closed form.
+
+    ``decoder_variance="full"``: ``p(x|z) = Σ_k π_k N(x; mean(z), Σ_k)``,
+    ``S`` components with full covariances around the decoder's mean. The
+    residuals of real data are correlated (neighbouring pixels, related
+    columns) and differ in size and shape from row to row (flat and
+    textured image patches, edges of each orientation): the Gaussian scale
+    mixtures of natural images (Wainwright & Simoncelli, 2000) and a mixture
+    of shapes besides. A network that outputs a variance per feature can
+    describe neither.
+
+    The likelihood is :class:`GaussianLikelihood`'s, with the scalar
+    ``variance``, until :meth:`fit` sets the mixture to residuals by EM (the
+    estimator does after training, and with ``trained`` the trainer after
+    every epoch of the main phase, so that the networks train against it);
+    :meth:`set_variance` goes back to the scalar variance.
+
+    Each ``Σ_k`` is stored through its whitening matrix ``W_k = L_k⁻¹``
+    (``Σ_k = L_k L_kᵀ``, lower triangular), so a component's density is one
+    matrix product per sample: ``log N = -|W_k (x - mean)|²/2 + log|W_k| -
+    D/2 log 2π``. Every ``Σ_k`` has eigenvalues of at least ``floor``, which
+    keeps the density bounded where a feature is reconstructed exactly.
+    """
+
+    def __init__(self, n_features, variance, floor, n_components, trained=False):
+        super().__init__(variance)
+        self.trained = bool(trained)
+        d, s = int(n_features), int(n_components)
+        self.register_buffer("floor", torch.tensor(float(floor)))
+        self.register_buffer("fitted", torch.tensor(False))
+        self.register_buffer("whiten", torch.eye(d).repeat(s, 1, 1))
+        self.register_buffer("log_weights", torch.full((s,), -math.log(s)))
+        self._is_fitted = False
+
+    def set_variance(self, variance):
+        """The scalar variance ``variance`` (training), until :meth:`fit` is called again."""
+        self.variance.fill_(float(variance))
+        self._set_fitted(False)
+
+    def _set_fitted(self, value):
+        self.fitted.fill_(value)
+        self._is_fitted = bool(value)
+
+    @property
+    def is_fitted(self):
+        """Whether the mixture is fitted (a host copy of the ``fitted`` buffer:
+        reading a device tensor at every training step would wait for the device)."""
+        if getattr(self, "_is_fitted", None) is None:
+            self._is_fitted = bool(self.fitted)
+        return self._is_fitted
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._is_fitted = None  # the buffer may have changed
+
+    @property
+    def floats_per_sample(self):
+        """Temporaries per (row, sample) pair: a whitened residual per component."""
+        s, d = self.whiten.shape[:2]
+        return s * d + 2 * s
+
+    def log_prob(self, x, out):
+        if not self.is_fitted:
+            return super().log_prob(x, out)
+        # One product whitens the residual by every component: (..., D) @ (D, S D)
+        s, d = self.whiten.shape[:2]
+        stacked = self.whiten.transpose(-1, -2).permute(1, 0, 2).reshape(d, s * d)
+        y = torch.matmul(out - x, stacked).unflatten(-1, (s, d))  # (..., S, D)
+        log_det = torch.log(torch.diagonal(self.whiten, dim1=-2, dim2=-1)).sum(-1)  # (S,)
+        log_k = self.log_weights + log_det - 0.5 * (y * y).sum(-1)  # (..., S)
+        return torch.logsumexp(log_k, -1) - 0.5 * y.shape[-1] * math.log(2 * math.pi)
+
+    @torch.no_grad()
+    def fit(self, residuals, n_iter=100, tol=1e-4):
+        """Fit the mixture to ``residuals`` (N, D) by EM, in float64.
+
+        Maximum likelihood of the residuals ``x - mean(z)`` at codes drawn
+        from ``q(z|x)`` (the ELBO's reconstruction term, as the scalar
+        variance is calibrated). A fitted mixture is the starting point (the
+        trainer refits it after every epoch, a few iterations each); else
+        the components start as a scale mixture, the residuals' covariance
+        times scales log-spaced over four decades, with equal weights. A
+        component left with (almost) no rows keeps its covariance. EM stops
+        after ``n_iter`` iterations, or when the mean log-likelihood gains
+        less than ``tol`` nats per feature. Returns the mixture's mean
+        variance ``Σ_k π_k tr(Σ_k) / D``.
+        """
+        r = residuals.to(torch.float64)
+        n, d = r.shape
+        s = self.log_weights.numel()
+        eye = torch.eye(d, dtype=r.dtype)
+        floor = float(self.floor) * eye
+        if self.is_fitted:
+            factor = torch.linalg.solve_triangular(
+                self.whiten.to(r.dtype), eye.expand(s, d, d), upper=False
+            )
+            cov = factor @ factor.transpose(-1, -2)
+            log_pi = self.log_weights.to(r.dtype)
+        else:
+            scales = torch.logspace(-2, 2, s, dtype=r.dtype)
+            cov = scales[:, None, None] * (r.T @ r / n) + floor
+            log_pi = torch.full((s,), -math.log(s), dtype=r.dtype)
+        previous = -math.inf
+        for _ in range(n_iter):
+            chol = torch.linalg.cholesky(cov)  # (S, D, D)
+            y = torch.linalg.solve_triangular(chol, r.T.expand(s, d, n), upper=False)
+            log_det = 2 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
+            log_k = log_pi - 0.5 * (y * y).sum(1).T - 0.5 * log_det  # (N, S)
+            log_norm = torch.logsumexp(log_k, 1, keepdim=True)
+            mean_ll = float(log_norm.mean()) / d
+            if mean_ll - previous < tol:
+                break
+            previous = mean_ll
+            resp = torch.exp(log_k - log_norm)
+            total = resp.sum(0)
+            alive = total > 1e-6 * n
+            log_pi = torch.log(total.clamp_min(1e-300) / n).clamp_min(-80.0)
+            fitted = torch.stack([(r * resp[:, k, None]).T @ r for k in range(s)])
+            fitted = fitted / total.clamp_min(1e-300)[:, None, None]
+            cov = torch.where(alive[:, None, None], fitted + floor, cov)
+        chol = torch.linalg.cholesky(cov)
+        self.whiten.copy_(torch.linalg.solve_triangular(chol, eye.expand(s, d, d), upper=False))
+        self.log_weights.copy_(log_pi)
+        self._set_fitted(True)
+        return float((torch.exp(log_pi) * torch.diagonal(cov, dim1=-2, dim2=-1).mean(-1)).sum())
 
 
 class LearnedGaussianLikelihood(nn.Module):

@@ -242,6 +242,7 @@ class VAE(nn.Module):
         widest = max(hidden, default=1)
         per_row = getattr(self.encoder, "floats_per_row", 0)
         per_sample = getattr(self.decoder, "floats_per_sample", 0)
+        per_sample += getattr(self.likelihood, "floats_per_sample", 0)
         user_row = getattr(self.encoder, "measured_floats_per_row", 0)
         user_sample = getattr(self.decoder, "measured_floats_per_sample", 0)
         n_features = self.decoder_width
@@ -316,9 +317,13 @@ class VAE(nn.Module):
         features, is the maximum-likelihood variance of a Gaussian likelihood
         for the given networks (the ELBO's optimum in the variance).
         """
+        return (self.residuals(x, eps_z) ** 2).sum(-1)
+
+    def residuals(self, x, eps_z):
+        """``x - E[x|z]`` at ``z = μ(x) + σ(x) eps_z`` (B, D)."""
         mean, logvar = self.encoder(x)
         z = mean + torch.exp(0.5 * logvar) * eps_z
-        return ((self.decode_mean(z) - x) ** 2).sum(-1)
+        return x - self.decode_mean(z)
 
     @torch.no_grad()
     def fit_noise_variance(self, chunks, *, seed, floor=0.0):
@@ -388,11 +393,36 @@ class VAE(nn.Module):
             n, total = n + x.numel(), total + var.sum(dtype=torch.float64)
         return float(total) / max(1, n)
 
+    @torch.no_grad()
+    def fit_noise_mixture(self, chunks, *, seed, n_iter=100):
+        """Fit ``decoder_variance="full"``'s mixture noise to the networks.
+
+        The residuals ``x - E[x|z]`` at ``z ~ q(z|x)`` (noise from ``seed``)
+        of the rows of ``chunks``, at most ``n_iter`` EM iterations (see
+        :meth:`~.likelihoods.MixtureNoiseLikelihood.fit`). Returns the mean
+        variance, or ``None`` unless the likelihood is fitted in closed form.
+        """
+        fit = getattr(self.likelihood, "fit", None)
+        if fit is None:
+            return None
+        device = next(self.parameters()).device
+        gen = torch.Generator(device=device).manual_seed(seed)
+        parts = []
+        for x in chunks:
+            shape = (x.shape[0], self.encoder.n_out)
+            eps = torch.randn(shape, generator=gen, device=x.device, dtype=x.dtype)
+            parts.append(self.residuals(x, eps).to(torch.float64))
+        return fit(torch.cat(parts), n_iter=n_iter)
+
     def set_noise_variance(self, variance):
-        """Set the Gaussian likelihood's variance (no-op for other likelihoods)."""
-        buffer = getattr(self.likelihood, "variance", None)
-        if buffer is not None:
-            buffer.fill_(float(variance))
+        """Set the Gaussian likelihood's scalar variance (no-op for other likelihoods).
+
+        Mixture noise (``decoder_variance="full"``) goes back to the scalar
+        variance until it is fitted again.
+        """
+        setter = getattr(self.likelihood, "set_variance", None)
+        if setter is not None:
+            setter(variance)
 
     def init_prior_scale(self, z, var=None):
         """Let a prior with a data-dependent standardisation fit it to ``z``.
