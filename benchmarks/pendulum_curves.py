@@ -23,6 +23,8 @@ measurements take nothing from the fit's random streams. Candidates
 package, so that every one runs on the same code:
 
 * ``base``: the package as it is.
+* ``nodecay``: a constant step size (the package before issue 27; since
+  then ``max_iter="auto"`` decays it over the last third of the fit).
 * ``k4`` / ``k1``: ``n_importance=4`` / ``1`` (cheaper steps, looser bound).
 * ``plr3``: the prior's networks take Adam steps 3x as long as the rest's.
 * ``always``: the prior is trained from the first iteration (also in REWO's
@@ -32,6 +34,8 @@ package, so that every one runs on the same code:
   first fitted to the current codes (300 Adam steps on ``log p(z)`` of
   ``z ~ q(z|x)`` of shuffled batches).
 * ``epochsN``: ``max_iter=N`` (e.g. ``epochs35``).
+* ``decayF_P``: the step size decays geometrically to ``F`` times its value
+  over the last fraction ``P`` of the fit's iterations (``decay0.1_0.33``).
 
 Usage (one torch thread; one JSON line per run appended to ``--out``)::
 
@@ -49,7 +53,7 @@ import numpy as np
 import torch
 from sklearn.linear_model import LinearRegression
 
-from sklearn_vhp import VHPEstimator, _adam, _schedules, _training
+from sklearn_vhp import VHPEstimator, _adam, _schedules, _settings, _training
 from sklearn_vhp.datasets import make_pendulum
 from sklearn_vhp.metrics import angle_targets, angular_error
 
@@ -120,11 +124,32 @@ def candidate(config, stack, est):
     """Apply ``config``'s patches (entered on ``stack``) and estimator parameters."""
     if config == "base":
         return
+    if config == "nodecay":  # a constant step size, as before issue 27
+        stack.enter_context(patched(_settings, "step_size_decay", lambda *a: None))
+        return
     if config.startswith("k") and config[1:].isdigit():
         est.set_params(n_importance=int(config[1:]))
         return
     if config.startswith("epochs"):
         est.set_params(max_iter=int(config[6:]))
+        return
+    if config.startswith("decay"):
+        # decay<F>_<P>: the step size decays geometrically to F times its value
+        # over the last fraction P of the fit's iterations (set after each step).
+        final, part = (float(v) for v in config[5:].split("_"))
+        original = _adam.FusedAdam.step
+        count = [0]
+
+        def step(self):
+            out = original(self)
+            if self is est._optimizer:
+                count[0] += 1
+                total = est._budget_steps
+                t = min(1.0, max(0.0, (count[0] / total - (1 - part)) / part))
+                self.param_groups[0]["lr"] = est.learning_rate * final**t
+            return out
+
+        stack.enter_context(patched(_adam.FusedAdam, "step", step))
         return
     if config.startswith("plr"):
         factor = float(config[3:])
@@ -188,6 +213,7 @@ def run(config, seed, n_samples=15000, n_train=12000, max_iter="auto"):
     Xte = torch.as_tensor(X_test, dtype=torch.float32)
     est = VHPEstimator(n_components=2, random_state=seed, max_iter=max_iter)
     steps_per_epoch = n_train // est.batch_size
+    est._budget_steps = _settings.epochs(est, n_train) * steps_per_epoch
     curve, state = [], dict(steps=0, eval_time=0.0, start=None)
 
     def hook():
@@ -203,6 +229,7 @@ def run(config, seed, n_samples=15000, n_train=12000, max_iter="auto"):
             beta=float(sched.beta),
             phase=sched.phase,
             kappa=float(getattr(sched, "kappa", math.nan)),
+            lr=float(est._optimizer.param_groups[0]["lr"]),
         )
         curve.append(row)
         state["eval_time"] += time.perf_counter() - t0
