@@ -51,7 +51,7 @@ AUTO_EPOCHS, AUTO_MIN_ITERATIONS = (25, 200), 4000
 #: ``max_iter="auto"``: over the last third of a ``fit`` call's iterations
 #: Adam's step size decays geometrically to a tenth of ``learning_rate_``
 #: (:func:`step_size_decay`; issue 27: the pendulum's held-out angle error
-#: went from 0.0110 to 0.0070 rad at the same epochs, docs/performance_notes.md).
+#: went from 0.0110 to 0.0078 rad at the same epochs, docs/performance_notes.md).
 AUTO_STEP_DECAY = {"fraction": 1.0 / 3.0, "final": 0.1}
 #: Largest chunk (MiB of temporaries) of ``score_samples`` and early-stopping
 #: validation on a CPU: chunks of a few MiB stay in cache (1.3-2x faster).
