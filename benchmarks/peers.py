@@ -90,14 +90,12 @@ def alarm(seconds):
         signal.signal(signal.SIGALRM, old)
 
 
-def ours(job):
-    import torch
-
+def our_estimator(job):
+    """This package's estimator for ``job`` (the network and settings above)."""
     from sklearn_vhp import VHPEstimator
 
-    X, V = load(job["n_train"], job.get("n_val", 0))
     model = job["model"]
-    est = VHPEstimator(
+    return VHPEstimator(
         n_components=LATENT,
         hidden_layer_sizes=(HIDDEN,),
         batch_size=BATCH,
@@ -113,6 +111,13 @@ def ours(job):
         random_state=job["seed"],
         device="cpu",
     )
+
+
+def ours(job):
+    import torch
+
+    X, V = load(job["n_train"], job.get("n_val", 0))
+    est = our_estimator(job)
     start = time.perf_counter()
     with warnings.catch_warnings(), alarm(job.get("budget_s")):
         warnings.simplefilter("ignore")

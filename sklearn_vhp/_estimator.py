@@ -207,7 +207,10 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         epochs and 4,000 iterations (Adam steps; with ``batch_size="auto"``
         as many rows as 4,000 batches of 64), at most 200 epochs (25 for
         10,240 rows and more; see :ref:`defaults` and
-        :ref:`pendulum_defaults`).
+        :ref:`pendulum_defaults`), and over the last third of each ``fit``
+        call's iterations the step size decays geometrically to a tenth of
+        ``learning_rate_`` (the last iterate of a constant step size is as
+        noisy as any). An integer keeps the step size constant.
     learning_rate : float, default=1e-3
         Adam step size. After a non-finite loss, ``fit`` restores the last
         completed epoch, halves the step size (``learning_rate_``), warns
@@ -281,7 +284,9 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         Epochs completed (over all calls with ``warm_start``); each
         :meth:`partial_fit` call counts as one.
     learning_rate_ : float
-        Adam's step size: ``learning_rate``, halved at each divergence.
+        Adam's step size: ``learning_rate``, halved at each divergence (before
+        the decay of ``max_iter="auto"``; ``history_["lr"]`` has the step
+        size of each iteration).
     divergences_ : list of dict
         One entry per recovery from a non-finite loss: ``epoch``,
         ``iteration``, ``loss`` (NaN for non-finite parameters), ``lr``.
@@ -515,11 +520,15 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             raise
         forget_precisions(self.module_)
         epochs = 1 if incremental else _settings.epochs(self, source.n_samples)
+        decay = None
+        if not incremental:
+            decay = _settings.step_size_decay(self, epochs, source.steps_per_epoch)
         try:
             self._train(
                 source,
                 epochs,
                 val,
+                decay,
                 warn=not incremental,
                 resume=(
                     "Call partial_fit again to continue."
@@ -695,8 +704,11 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         self.validation_scores_ = [] if self.early_stopping else None
         self.best_validation_score_ = None
 
-    def _train(self, source, epochs, val, warn, resume):
-        """Hand the model and a batch source to the training engine; read its state back."""
+    def _train(self, source, epochs, val, decay, warn, resume):
+        """Hand the model and a batch source to the training engine; read its state back.
+
+        ``decay``: the step size's decay over the run (:func:`._settings.step_size_decay`).
+        """
         module = self.module_
         trainer = Trainer(
             module,
@@ -714,6 +726,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             divergences=self.divergences_,
             verbose=self.verbose,
             resume=resume,
+            step_decay=decay,
         )
         early = None if val is None else self._early_stopping(val)
         # A user's network may draw from torch's global random state

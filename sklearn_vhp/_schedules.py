@@ -208,6 +208,35 @@ class WarmupSchedule(BetaSchedule):
         self.beta = self.beta_init + (1.0 - self.beta_init) * frac
 
 
+class StepSizeDecay:
+    """The step size's factor along one run of ``n_steps`` iterations (a plain object).
+
+    :meth:`factor` is 1 for the first ``1 - fraction`` of the run, then falls
+    geometrically to ``final`` at its last iteration: Adam's step size times
+    it is the one used at each iteration. A constant step size leaves the
+    last iterate as noisy as any: on the pendulum (issue 27) the held-out
+    angle error of successive epochs at ``β = 1`` varied between 0.008 and
+    0.012 rad, and the fit ended wherever that noise left it.
+    """
+
+    def __init__(self, n_steps, *, fraction=1.0 / 3.0, final=0.1):
+        self.n_steps = max(1, int(n_steps))
+        self.fraction = float(fraction)
+        self.final = float(final)
+
+    def factor(self, t):
+        """The factor at iteration ``t`` (0-based) of the run."""
+        start = (1.0 - self.fraction) * self.n_steps
+        if t <= start:
+            return 1.0
+        u = min(1.0, (t - start) / max(1.0, self.n_steps - start))
+        return self.final**u
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
+
+
 #: ``β`` at the start, by schedule, when ``beta_init`` is not given.
 DEFAULT_BETA_INIT = {"rewo": 1e-3, "geco": 1.0, "warmup": 0.0, "constant": 1.0}
 

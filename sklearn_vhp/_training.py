@@ -378,6 +378,11 @@ class Trainer:
     resume : str
         What the warning of an interrupted run (Ctrl-C) advises (the
         caller's words: the engine knows no ``fit`` or ``partial_fit``).
+    step_decay : object or None
+        Its ``factor(t)`` multiplies the step size at iteration ``t`` (0-based)
+        of this run, e.g. a :class:`~._schedules.StepSizeDecay`; ``None``: a
+        constant step size. ``learning_rate`` stays the undecayed value; the
+        ``lr`` column of the record holds the step size each iteration used.
     """
 
     def __init__(
@@ -397,6 +402,7 @@ class Trainer:
         divergences,
         verbose=0,
         resume="",
+        step_decay=None,
     ):
         self.module, self.optimizer, self.schedule = module, optimizer, schedule
         self.objective, self.n_importance = objective, n_importance
@@ -408,6 +414,8 @@ class Trainer:
         self.lower_variance_with_kappa = lower_variance_with_kappa
         self.prior_scaled, self.divergences, self.verbose = prior_scaled, divergences, verbose
         self.resume = resume
+        self.step_decay = step_decay
+        self._first_epoch = n_iter  # epochs completed before this run
         self.record = TrainingRecord()
         self.best_validation_score = None
 
@@ -479,8 +487,14 @@ class Trainer:
     def _epoch(self, source, epoch, prior_params):
         """One pass over ``source``; ``None``, or ``(iteration, values)`` if it diverged."""
         module, opt, schedule = self.module, self.optimizer, self.schedule
-        lr, pending = self.learning_rate, []  # pending: statistics still on the device
-        for x in source.epoch():
+        pending = []  # statistics still on the device
+        # Iterations of this run before this epoch (a rolled-back epoch restarts).
+        done = (epoch - 1 - self._first_epoch) * source.steps_per_epoch
+        for i, x in enumerate(source.epoch()):
+            lr = self.learning_rate
+            if self.step_decay is not None:
+                lr *= self.step_decay.factor(done + i)
+                set_learning_rate(opt, lr)
             train_prior = schedule.train_prior
             if train_prior and not self.prior_scaled:
                 self._standardise_prior(source)
@@ -508,14 +522,14 @@ class Trainer:
                     torch.isfinite(x).all().to(loss.dtype),
                 ]
             )
-            pending.append((row, beta, schedule.phase))
+            pending.append((row, beta, schedule.phase, lr))
             if len(pending) >= self.sync_every:
-                bad = self._flush(pending, epoch, lr)
+                bad = self._flush(pending, epoch)
                 if bad is not None:
                     return bad
             opt.step()
         if pending:
-            bad = self._flush(pending, epoch, lr)
+            bad = self._flush(pending, epoch)
             if bad is not None:
                 return bad
         if not self._state_is_finite():
@@ -604,7 +618,7 @@ class Trainer:
         return tqdm(total=max_epochs, desc="VHPEstimator", unit="epoch")
 
     # ------------------------------------------------------- the iterations
-    def _flush(self, pending, epoch, lr):
+    def _flush(self, pending, epoch):
         """Bring the pending iterations' statistics to the host, in one sync.
 
         Checks them for non-finite values and feeds the constraint values to
@@ -613,7 +627,7 @@ class Trainer:
         """
         schedule = self.schedule
         rows = torch.stack([p[0] for p in pending]).tolist()
-        for (*values, data_finite), (_, beta, phase) in zip(rows, pending):
+        for (*values, data_finite), (_, beta, phase, lr) in zip(rows, pending):
             if not data_finite:
                 raise _DataChanged(
                     f"Iteration {len(self.record) - self._mark + 1} of epoch {epoch}: "

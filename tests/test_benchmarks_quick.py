@@ -82,3 +82,63 @@ def test_defaults_suite_verdict_names_each_failed_criterion(load_benchmark):
     assert verdict({**good, "pca_score": -9.0}) == ["log-lik. below PCA's"]
     assert verdict({**good, "vhp_knn": 0.7}) == ["5-NN below PCA(2)'s"]
     assert verdict({**good, "pca_score": None, "vhp_knn": None}) == []
+
+
+def test_time_to_quality_stops_the_clock_at_each_budget(load_benchmark):
+    ttq = load_benchmark("time_to_quality")
+    evaluated = []
+
+    def evaluate():
+        evaluated.append(True)
+        return 100.0 - len(evaluated)
+
+    marks = ttq.Checkpoints([0.0, 0.05], evaluate)
+    marks.begin()
+    marks.after_step(lambda n: n / 10)  # the first budget (0 s) is reached at once
+    assert [row["nll"] for row in marks.rows] == [99.0]
+    with pytest.raises(ttq._Stop):
+        for _ in range(10**7):  # until 0.05 s of training have passed
+            marks.after_step(lambda n: n / 10)
+    assert [row["budget_s"] for row in marks.rows] == [0.0, 0.05]
+    assert marks.rows[1]["train_s"] >= 0.05 and marks.rows[1]["iterations"] > 1
+
+
+def test_time_to_quality_quick_runs(tmp_path):
+    pytest.importorskip("matplotlib")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    script = ROOT / "benchmarks" / "time_to_quality.py"
+    cmd = [sys.executable, str(script), "--quick", "--contenders", "vamp", "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = (tmp_path / "time_to_quality.md").read_text(encoding="utf-8")
+    assert "| VampPrior (this package) | 1 |" in table and "failed" not in table
+    (result,) = json.loads((tmp_path / "time_to_quality.json").read_text())["results"]
+    assert [row["budget_s"] for row in result["rows"]] == [3.0, 6.0]
+    assert all(np.isfinite(row["nll"]) and row["nll"] > 0 for row in result["rows"])
+    assert (tmp_path / "time_to_quality.png").stat().st_size > 0
+
+
+def test_gpu_check_dry_run_lists_every_step_within_eight_minutes(tmp_path):
+    script = ROOT / "benchmarks" / "gpu_check.py"
+    cmd = [sys.executable, str(script), "--dry-run", "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for step in ("env", "cuda_tests", "fit_rate", "nll_eval", "mnist_nll"):
+        assert f"[{step}, " in proc.stdout
+    assert "--device cuda" in proc.stdout and "-k 'cuda or gpu'" in proc.stdout
+    total = int(proc.stdout.split("total limit ")[1].split(" s")[0])
+    assert total <= 8 * 60
+    assert not any(tmp_path.iterdir())  # a dry run writes nothing
+
+
+@pytest.mark.slow
+def test_gpu_check_tiny_runs_every_step_on_the_cpu(tmp_path):
+    script = ROOT / "benchmarks" / "gpu_check.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(script), "--tiny", "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [s["rc"] for s in summary] == [0] * len(summary)
+    assert json.loads((tmp_path / "fit_rate.json").read_text())["rows"]

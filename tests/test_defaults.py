@@ -103,3 +103,33 @@ def test_auto_batch_size_keeps_the_rows_seen_by_the_auto_epochs():
     _fit_quietly(est, X)
     assert est.batch_size_ == 100
     assert est.n_iter_ == 40
+
+
+def test_auto_epochs_decay_the_step_size_over_the_last_third():
+    # max_iter="auto" on 128 rows in batches of 64: 200 epochs of 2 iterations.
+    X = np.random.RandomState(0).rand(128, 3)
+    kw = dict(hidden_layer_sizes=(4,), n_importance=1, batch_size=64, random_state=0)
+    est = VHPEstimator(**kw).fit(X)
+    lr = est.history_["lr"]
+    assert lr.shape == (400,)
+    # Constant for two thirds of the iterations, then down to a tenth.
+    np.testing.assert_array_equal(lr[: 400 * 2 // 3], 1e-3)
+    assert np.all(np.diff(lr) <= 0) and lr[400 * 2 // 3 + 2] < 1e-3
+    assert lr[-1] == pytest.approx(1e-4, rel=0.02)
+    assert est.learning_rate_ == 1e-3  # the undecayed step size
+    # A warm start decays again over its own budget; an explicit max_iter
+    # and partial_fit keep the step size constant.
+    est.set_params(warm_start=True).fit(X)
+    assert est.history_["lr"][400] == 1e-3 and est.history_["lr"][-1] == pytest.approx(
+        1e-4, rel=0.02
+    )
+    fixed = VHPEstimator(max_iter=200, **kw).fit(X)
+    np.testing.assert_array_equal(fixed.history_["lr"], 1e-3)
+    np.testing.assert_array_equal(fixed.history_["lr"][: 400 * 2 // 3], lr[: 400 * 2 // 3])
+    partial = VHPEstimator(**kw).partial_fit(X).partial_fit(X)
+    np.testing.assert_array_equal(partial.history_["lr"], 1e-3)
+    # The decay changes only the last third: the same iterations as a
+    # constant step size until then.
+    np.testing.assert_array_equal(
+        fixed.history_["loss"][: 400 * 2 // 3], est.history_["loss"][: 400 * 2 // 3]
+    )
