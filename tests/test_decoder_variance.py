@@ -275,3 +275,21 @@ def test_full_trained_continues_with_its_mixture_after_an_interrupted_fit(monkey
         warnings.simplefilter("ignore")
         model.set_params(max_iter=1).fit(X)
     assert abs(model.history_["loss"][8] - epoch_2) < 2.0
+
+
+def test_noise_mixture_fits_degenerate_residuals():
+    # The noise model itself (the estimator cannot make such residuals on
+    # purpose): identical residuals with a zero column and a floor far below
+    # their scale (a tiny fixed noise_variance) leave every covariance
+    # singular in float64; the fit adds jitter where a covariance does not
+    # factor, and the density stays finite.
+    import torch
+
+    from sklearn_vhp._torch.likelihoods import MixtureNoiseLikelihood
+
+    likelihood = MixtureNoiseLikelihood(4, variance=1e-30, floor=1e-34, n_components=3)
+    residuals = torch.full((50, 4), 0.3, dtype=torch.float64)
+    residuals[:, 1] = 0.0
+    assert np.isfinite(likelihood.fit(residuals))
+    log_p = likelihood.log_prob(torch.zeros(2, 1, 4), torch.zeros(2, 5, 4))
+    assert torch.isfinite(log_p).all()

@@ -155,21 +155,22 @@ class MixtureNoiseLikelihood(GaussianLikelihood):
         r = residuals.to(torch.float64)
         n, d = r.shape
         s = self.log_weights.numel()
-        eye = torch.eye(d, dtype=r.dtype)
+        like = dict(dtype=r.dtype, device=r.device)
+        eye = torch.eye(d, **like)
         floor = float(self.floor) * eye
         if self.is_fitted:
             factor = torch.linalg.solve_triangular(
-                self.whiten.to(r.dtype), eye.expand(s, d, d), upper=False
+                self.whiten.to(**like), eye.expand(s, d, d), upper=False
             )
             cov = factor @ factor.transpose(-1, -2)
-            log_pi = self.log_weights.to(r.dtype)
+            log_pi = self.log_weights.to(**like)
         else:
-            scales = torch.logspace(-2, 2, s, dtype=r.dtype)
+            scales = torch.logspace(-2, 2, s, **like)
             cov = scales[:, None, None] * (r.T @ r / n) + floor
-            log_pi = torch.full((s,), -math.log(s), dtype=r.dtype)
+            log_pi = torch.full((s,), -math.log(s), **like)
         previous = -math.inf
         for _ in range(n_iter):
-            chol = torch.linalg.cholesky(cov)  # (S, D, D)
+            chol, cov = _cholesky(cov, eye)  # (S, D, D)
             y = torch.linalg.solve_triangular(chol, r.T.expand(s, d, n), upper=False)
             log_det = 2 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
             log_k = log_pi - 0.5 * (y * y).sum(1).T - 0.5 * log_det  # (N, S)
@@ -185,11 +186,29 @@ class MixtureNoiseLikelihood(GaussianLikelihood):
             fitted = torch.stack([(r * resp[:, k, None]).T @ r for k in range(s)])
             fitted = fitted / total.clamp_min(1e-300)[:, None, None]
             cov = torch.where(alive[:, None, None], fitted + floor, cov)
-        chol = torch.linalg.cholesky(cov)
+        chol, cov = _cholesky(cov, eye)
         self.whiten.copy_(torch.linalg.solve_triangular(chol, eye.expand(s, d, d), upper=False))
         self.log_weights.copy_(log_pi)
         self._set_fitted(True)
         return float((torch.exp(log_pi) * torch.diagonal(cov, dim1=-2, dim2=-1).mean(-1)).sum())
+
+
+def _cholesky(cov, eye):
+    """Cholesky factors of ``cov`` (S, D, D), and ``cov``: with jitter where rounding broke it.
+
+    A floor far below the data's scale (a tiny fixed ``noise_variance``) can
+    leave a covariance of exactly repeated residuals indefinite in float64:
+    such a component gets ``1e-12`` of its mean variance added, then ten
+    times more, until it factors.
+    """
+    chol, info = torch.linalg.cholesky_ex(cov)
+    jitter = 1e-12 * torch.diagonal(cov, dim1=-2, dim2=-1).mean(-1).abs().clamp_min(1e-300)
+    while bool((info > 0).any()):
+        bad = (info > 0)[:, None, None]
+        cov = torch.where(bad, cov + jitter[:, None, None] * eye, cov)
+        jitter = jitter * 10
+        chol, info = torch.linalg.cholesky_ex(cov)
+    return chol, cov
 
 
 class LearnedGaussianLikelihood(nn.Module):
