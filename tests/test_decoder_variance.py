@@ -293,3 +293,19 @@ def test_noise_mixture_fits_degenerate_residuals():
     assert np.isfinite(likelihood.fit(residuals))
     log_p = likelihood.log_prob(torch.zeros(2, 1, 4), torch.zeros(2, 5, 4))
     assert torch.isfinite(log_p).all()
+
+
+def test_full_noise_generalises_from_few_rows_per_feature():
+    # 100 digits (64 pixels, some never inked in so few rows): a full
+    # covariance fitted to them alone puts almost no variance on those
+    # pixels, and held-out digits that use them scored -3483 nats against
+    # the scalar variance's -3.3. Shrunk towards its spherical part (OAS), the
+    # mixture generalises (measured: 20.3).
+    from sklearn.datasets import load_digits
+
+    X = load_digits().data / 16.0
+    scores = {
+        kind: VHPEstimator(decoder_variance=kind, random_state=0).fit(X[:100]).score(X[1000:1300])
+        for kind in ("full", "scalar")
+    }
+    assert scores["full"] > scores["scalar"] + 5.0, scores

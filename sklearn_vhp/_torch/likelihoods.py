@@ -183,14 +183,34 @@ class MixtureNoiseLikelihood(GaussianLikelihood):
             total = resp.sum(0)
             alive = total > 1e-6 * n
             log_pi = torch.log(total.clamp_min(1e-300) / n).clamp_min(-80.0)
-            fitted = torch.stack([(r * resp[:, k, None]).T @ r for k in range(s)])
-            fitted = fitted / total.clamp_min(1e-300)[:, None, None]
+            scatter = torch.stack([(r * resp[:, k, None]).T @ r for k in range(s)])
+            fitted = _shrunk(scatter / total.clamp_min(1e-300)[:, None, None], total, eye)
             cov = torch.where(alive[:, None, None], fitted + floor, cov)
         chol, cov = _cholesky(cov, eye)
         self.whiten.copy_(torch.linalg.solve_triangular(chol, eye.expand(s, d, d), upper=False))
         self.log_weights.copy_(log_pi)
         self._set_fitted(True)
         return float((torch.exp(log_pi) * torch.diagonal(cov, dim1=-2, dim2=-1).mean(-1)).sum())
+
+
+def _shrunk(cov, rows, eye):
+    """Covariances (S, D, D) of ``rows`` (S,) rows each, shrunk towards their spherical parts.
+
+    The oracle approximating shrinkage of Chen et al. (2010), as
+    :func:`sklearn.covariance.oas`, per component (with its weighted row
+    count): a covariance estimated from few rows per feature puts almost no
+    variance on directions its rows did not vary in, and held-out rows that
+    do are scored as impossible; the shrinkage, strong for few rows and
+    vanishing for many, keeps them plausible.
+    """
+    d = cov.shape[-1]
+    mu = torch.diagonal(cov, dim1=-2, dim2=-1).mean(-1)  # (S,)
+    alpha = (cov * cov).mean((-2, -1))
+    num = alpha + mu**2
+    den = (rows + 1) * (alpha - mu**2 / d)
+    shrinkage = torch.where(den > 0, num / den.clamp_min(1e-300), torch.ones_like(den)).clamp(max=1)
+    shrinkage = shrinkage[:, None, None]
+    return (1 - shrinkage) * cov + shrinkage * mu[:, None, None] * eye
 
 
 def _cholesky(cov, eye):
