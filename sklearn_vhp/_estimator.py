@@ -126,8 +126,10 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         decoder (a custom ``decoder`` still returns means only). ``"full"``:
         a Gaussian mixture of full-covariance noise around the decoder's
         mean (up to 16 components, at least 10 training rows per feature
-        each), fitted in closed form (EM) to the trained networks'
-        residuals, as the scalar variance is calibrated: the codes are the
+        each, each covariance shrunk towards its spherical part as
+        :func:`sklearn.covariance.oas` does), fitted in closed form (EM) to
+        the trained networks' residuals, as the scalar variance is
+        calibrated: the codes are the
         scalar model's, the density describes correlated residuals whose
         size and shape vary from row to row (image patches: 191 against 83
         nats; see :ref:`density_comparison`). ``"full_trained"``: the same

@@ -85,8 +85,9 @@ class MixtureNoiseLikelihood(GaussianLikelihood):
     Each ``Σ_k`` is stored through its whitening matrix ``W_k = L_k⁻¹``
     (``Σ_k = L_k L_kᵀ``, lower triangular), so a component's density is one
     matrix product per sample: ``log N = -|W_k (x - mean)|²/2 + log|W_k| -
-    D/2 log 2π``. Every ``Σ_k`` has eigenvalues of at least ``floor``, which
-    keeps the density bounded where a feature is reconstructed exactly.
+    D/2 log 2π``. Every ``Σ_k`` is shrunk towards its spherical part
+    (:func:`_shrunk`) and has eigenvalues of at least ``floor``, which keeps
+    the density bounded where a feature is reconstructed exactly.
     """
 
     def __init__(self, n_features, variance, floor, n_components, trained=False):
