@@ -102,7 +102,7 @@ class MixtureNoiseLikelihood(GaussianLikelihood):
 
     def set_variance(self, variance):
         """The scalar variance ``variance`` (training), until :meth:`fit` is called again."""
-        self.variance.fill_(float(variance))
+        super().set_variance(variance)
         self._set_fitted(False)
 
     def _set_fitted(self, value):

@@ -336,13 +336,10 @@ class VAE(nn.Module):
         come as ``chunks``, an iterable of tensors. Returns the variance.
         """
         device = next(self.parameters()).device
-        gen = torch.Generator(device=device).manual_seed(seed)
         n = d = 0
         total = torch.zeros((), dtype=torch.float64, device=device)
-        for x in chunks:
+        for x, eps in self._with_posterior_noise(chunks, seed):
             n, d = n + x.shape[0], x.shape[1]
-            shape = (x.shape[0], self.encoder.n_out)
-            eps = torch.randn(shape, generator=gen, device=x.device, dtype=x.dtype)
             total += self.squared_error(x, eps).sum(dtype=torch.float64)
         variance = max(float(total) / (n * d), floor)
         self.set_noise_variance(variance)
@@ -360,14 +357,9 @@ class VAE(nn.Module):
         setter = getattr(self.likelihood, "set_feature_variances", None)
         if setter is None or self.likelihood.amortized:
             return
-        device = next(self.parameters()).device
-        gen = torch.Generator(device=device).manual_seed(seed)
         n, total = 0, None
-        for x in chunks:
-            mean, logvar = self.encoder(x)
-            eps = torch.randn(mean.shape, generator=gen, device=x.device, dtype=x.dtype)
-            sq = (self.decode_mean(mean + torch.exp(0.5 * logvar) * eps) - x) ** 2
-            part = sq.sum(0, dtype=torch.float64)
+        for x, eps in self._with_posterior_noise(chunks, seed):
+            part = (self.residuals(x, eps) ** 2).sum(0, dtype=torch.float64)
             n, total = n + x.shape[0], part if total is None else total + part
         setter(total / max(1, n))
 
@@ -383,11 +375,9 @@ class VAE(nn.Module):
         if variances is None:
             return None
         device = next(self.parameters()).device
-        gen = torch.Generator(device=device).manual_seed(seed)
         n, total = 0, torch.zeros((), dtype=torch.float64, device=device)
-        for x in chunks:
+        for x, eps in self._with_posterior_noise(chunks, seed):
             mean, logvar = self.encoder(x)
-            eps = torch.randn(mean.shape, generator=gen, device=x.device, dtype=x.dtype)
             out = self.decoder(mean + torch.exp(0.5 * logvar) * eps)
             var = variances(out).expand(x.shape[0], x.shape[1])
             n, total = n + x.numel(), total + var.sum(dtype=torch.float64)
@@ -405,14 +395,21 @@ class VAE(nn.Module):
         fit = getattr(self.likelihood, "fit", None)
         if fit is None:
             return None
-        device = next(self.parameters()).device
-        gen = torch.Generator(device=device).manual_seed(seed)
-        parts = []
+        parts = [
+            self.residuals(x, eps).to(torch.float64)
+            for x, eps in self._with_posterior_noise(chunks, seed)
+        ]
+        return fit(torch.cat(parts), n_iter=n_iter)
+
+    def _with_posterior_noise(self, chunks, seed):
+        """``(x, eps)`` for each tensor ``x`` of ``chunks``: the standard normal
+        noise of ``z = μ(x) + σ(x) eps``, one row per row of ``x``, drawn in
+        order from one generator seeded with ``seed`` (what the calibrations
+        after training read the networks at)."""
+        gen = torch.Generator(device=next(self.parameters()).device).manual_seed(seed)
         for x in chunks:
             shape = (x.shape[0], self.encoder.n_out)
-            eps = torch.randn(shape, generator=gen, device=x.device, dtype=x.dtype)
-            parts.append(self.residuals(x, eps).to(torch.float64))
-        return fit(torch.cat(parts), n_iter=n_iter)
+            yield x, torch.randn(shape, generator=gen, device=x.device, dtype=x.dtype)
 
     def set_noise_variance(self, variance):
         """Set the Gaussian likelihood's scalar variance (no-op for other likelihoods).
