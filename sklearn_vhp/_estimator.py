@@ -550,6 +550,8 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                 self.noise_variance_ = _inference.fitted_noise_mixture(
                     self.module_, calibration_rows, self._eval_seed
                 )
+                # The number of components chosen: what a saved model is rebuilt with.
+                self._module_config["noise_components"] = self.module_.likelihood.n_components
             elif self.decoder_variance_ not in (None, "scalar"):
                 self.noise_variance_ = _inference.mean_decoder_variance(
                     self.module_, calibration_rows, self._eval_seed

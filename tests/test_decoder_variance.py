@@ -266,15 +266,16 @@ def test_full_trained_continues_with_its_mixture_after_an_interrupted_fit(monkey
     assert model.n_iter_ == 2 and np.all(np.isfinite(model.score_samples(X[:10])))
     monkeypatch.undo()
     # The warm start trains against the fitted mixture from its first step:
-    # its first loss is near epoch 2's (the mixture's), not back up at the
-    # scalar variance's (epoch 1, more than 5 nats higher).
+    # its first loss is at most near epoch 2's (the mixture's; the mixture
+    # chosen and refitted after the interruption fits better still), not
+    # back up at the scalar variance's (epoch 1, more than 5 nats higher).
     loss = model.history_["loss"]
     epoch_1, epoch_2 = loss[:4].mean(), loss[4:8].mean()
     assert epoch_1 > epoch_2 + 5.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.set_params(max_iter=1).fit(X)
-    assert abs(model.history_["loss"][8] - epoch_2) < 2.0
+    assert model.history_["loss"][8] < epoch_2 + 2.0
 
 
 def test_noise_mixture_fits_degenerate_residuals():
