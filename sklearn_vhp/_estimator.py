@@ -125,14 +125,13 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         given the code, from a small network the package adds beside the
         decoder (a custom ``decoder`` still returns means only). ``"full"``:
         a Gaussian mixture of full-covariance noise around the decoder's
-        mean (up to 16 components, at least 10 training rows per feature
-        each, each covariance shrunk towards its spherical part as
-        :func:`sklearn.covariance.oas` does), fitted in closed form (EM) to
-        the trained networks' residuals, as the scalar variance is
-        calibrated: the codes are the
-        scalar model's, the density describes correlated residuals whose
-        size and shape vary from row to row (image patches: 191 against 83
-        nats; see :ref:`density_comparison`). ``"full_trained"``: the same
+        mean (components with means of their own; 1 to 16 components and
+        the covariances' shrinkage chosen by held-out residuals), fitted in
+        closed form (EM) to the trained networks' residuals, as the scalar
+        variance is calibrated: the codes are the scalar model's, the
+        density describes correlated residuals whose size and shape vary
+        from row to row (image patches: 192.5 against 83 nats; see
+        :ref:`density_comparison`). ``"full_trained"``: the same
         mixture, refitted after every epoch of the main phase so that the
         networks train against it: a slightly better density (patches, 8
         components: 190.8 against ``"full"``'s 188.1), codes that carry

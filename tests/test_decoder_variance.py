@@ -310,3 +310,29 @@ def test_full_noise_generalises_from_few_rows_per_feature():
         for kind in ("full", "scalar")
     }
     assert scores["full"] > scores["scalar"] + 5.0, scores
+
+
+def _curve_and_a_switch(n, seed):
+    """A noisy curve ``(t, t²)`` and a binary column that it does not predict."""
+    rng = np.random.RandomState(seed)
+    t = rng.rand(n, 1)
+    switch = (rng.rand(n, 1) < 0.5).astype(float)
+    return np.hstack([t, t**2, switch]) + 0.01 * rng.randn(n, 3)
+
+
+def test_full_noise_models_the_modes_of_the_residuals(tmp_path):
+    # The code carries the curve; the switch's residual is +-1/2, as a
+    # binary column (diabetes' sex) leaves a decoder that cannot tell it
+    # from the code. Components with means put one mode at each value.
+    # Measured, nats per held-out row: 1.57 (the scalar variance: -1.23; a
+    # mixture centred at the decoder's mean with as many components as the
+    # rows allowed, before the means and the choice: 0.11, which fails).
+    X, X_test = _curve_and_a_switch(600, 0), _curve_and_a_switch(300, 1)
+    params = dict(n_components=1, max_iter=30, n_eval_samples=200)
+    full = _fit(X, decoder_variance="full", **params)
+    scalar = _fit(X, decoder_variance="scalar", **params)
+    assert full.score(X_test) > scalar.score(X_test) + 2.0
+    # The number of components is chosen after training: a saved model is
+    # rebuilt with it.
+    loaded = pickle.loads(pickle.dumps(full))
+    assert np.array_equal(loaded.score_samples(X_test[:20]), full.score_samples(X_test[:20]))
