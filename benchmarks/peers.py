@@ -311,16 +311,39 @@ def worker(job):
 # ---------------------------------------------------------------- the driver
 def run(job, wait=True):
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    cmd = [sys.executable, __file__, "--worker", json.dumps(job)]
-    # stderr (pythae's progress bars) is shown only when a worker fails.
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = spawn([sys.executable, __file__, "--worker", json.dumps(job)], env)
     return collect(proc) if wait else proc
 
 
+def spawn(cmd, env):
+    """Start a worker whose output goes to temporary files, not pipes.
+
+    A worker's pipe that nobody reads while the driver waits on another
+    worker fills up (pythae's progress bars: 64 KiB in seconds), and the
+    worker then stalls on its next write with its clock running.
+    """
+    out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+    proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, text=True)
+    proc.outputs = out, err
+    return proc
+
+
+def finished(proc):
+    """``(returncode, stdout, stderr)`` of a worker from :func:`spawn`, once it ends."""
+    proc.wait()
+    texts = []
+    for f in proc.outputs:
+        f.seek(0)
+        texts.append(f.read())
+        f.close()
+    return proc.returncode, texts[0], texts[1]
+
+
 def collect(proc):
-    out, err = proc.communicate()
-    if proc.returncode:
-        raise RuntimeError(f"worker failed ({proc.returncode}): {err[-3000:]}")
+    code, out, err = finished(proc)
+    if code:
+        # stderr (pythae's progress bars) is shown only when a worker fails.
+        raise RuntimeError(f"worker failed ({code}): {err[-3000:]}")
     return json.loads(out.strip().splitlines()[-1])
 
 

@@ -40,7 +40,6 @@ import importlib.util
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 import warnings
@@ -209,13 +208,12 @@ def launch(job):
     threads = str(job["threads"])
     env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
     env["OPENBLAS_NUM_THREADS"] = threads
-    cmd = [sys.executable, __file__, "--worker", json.dumps(job)]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return peers.spawn([sys.executable, __file__, "--worker", json.dumps(job)], env)
 
 
 def collect(proc):
-    out, err = proc.communicate()
-    if proc.returncode:
+    code, out, err = peers.finished(proc)
+    if code:
         return {"failure": err[-2000:]}
     return {"rows": json.loads(out.strip().splitlines()[-1])}
 

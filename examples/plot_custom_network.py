@@ -124,8 +124,8 @@ conv.fit(X_train)
 
 # %%
 # The same estimator with the built-in fully connected networks, for
-# comparison. Measured on one machine: 77.7 (convolution) and 75.5 (MLP)
-# nats per window at the gallery's size, 86.5 and 86.0 at the full size
+# comparison. Measured on one machine: 79.9 (convolution) and 77.4 (MLP)
+# nats per window at the gallery's size, 87.4 and 87.0 at the full size
 # (``python examples/plot_custom_network.py``; both with the default
 # mixture noise of data this narrow, ``decoder_variance_ == "full"``).
 mlp = VHPEstimator(**common).fit(X_train)

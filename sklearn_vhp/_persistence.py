@@ -69,7 +69,12 @@ FITTED_STATE = (
 
 #: Buffers added to the module after models were first saved, whose default
 #: values reproduce the models saved without them.
-NEW_BUFFERS = ("prior.input_loc", "prior.input_scale")
+NEW_BUFFERS = (
+    "prior.input_loc",
+    "prior.input_scale",
+    "likelihood.offsets",
+    "likelihood.shrinkage",
+)
 
 
 #: Entries of the state that may hold a user's network: directly, or as values of a dict.

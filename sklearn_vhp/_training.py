@@ -586,7 +586,7 @@ class Trainer:
     def _refit_likelihood(self, source, epoch):
         """Fit a likelihood fitted in closed form (mixture noise) to the current networks.
 
-        ``decoder_variance="full_trained"`` (:meth:`VAE.fit_noise_mixture`): once the
+        ``decoder_variance="full_trained"`` (:meth:`VAE.noise_residuals`): once the
         prior trains (after REWO's initial phase, which shapes the codes with
         the scalar variance), the networks train against the mixture fitted
         at the end of each epoch to the residuals of the reference rows
@@ -599,9 +599,8 @@ class Trainer:
             return
         module.eval()  # (a user's dropout or batch normalisation: see _standardise_prior)
         try:
-            module.fit_noise_mixture(
-                [source.reference_rows()], seed=epoch, n_iter=REFIT_EM_ITERATIONS
-            )
+            residuals = module.noise_residuals([source.reference_rows()], seed=epoch)
+            module.likelihood.fit(residuals, n_iter=REFIT_EM_ITERATIONS)
         finally:
             module.train()
 

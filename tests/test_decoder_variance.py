@@ -266,15 +266,16 @@ def test_full_trained_continues_with_its_mixture_after_an_interrupted_fit(monkey
     assert model.n_iter_ == 2 and np.all(np.isfinite(model.score_samples(X[:10])))
     monkeypatch.undo()
     # The warm start trains against the fitted mixture from its first step:
-    # its first loss is near epoch 2's (the mixture's), not back up at the
-    # scalar variance's (epoch 1, more than 5 nats higher).
+    # its first loss is at most near epoch 2's (the mixture's; the mixture
+    # chosen and refitted after the interruption fits better still), not
+    # back up at the scalar variance's (epoch 1, more than 5 nats higher).
     loss = model.history_["loss"]
     epoch_1, epoch_2 = loss[:4].mean(), loss[4:8].mean()
     assert epoch_1 > epoch_2 + 5.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.set_params(max_iter=1).fit(X)
-    assert abs(model.history_["loss"][8] - epoch_2) < 2.0
+    assert model.history_["loss"][8] < epoch_2 + 2.0
 
 
 def test_noise_mixture_fits_degenerate_residuals():
@@ -309,3 +310,29 @@ def test_full_noise_generalises_from_few_rows_per_feature():
         for kind in ("full", "scalar")
     }
     assert scores["full"] > scores["scalar"] + 5.0, scores
+
+
+def _curve_and_a_switch(n, seed):
+    """A noisy curve ``(t, t²)`` and a binary column that it does not predict."""
+    rng = np.random.RandomState(seed)
+    t = rng.rand(n, 1)
+    switch = (rng.rand(n, 1) < 0.5).astype(float)
+    return np.hstack([t, t**2, switch]) + 0.01 * rng.randn(n, 3)
+
+
+def test_full_noise_models_the_modes_of_the_residuals(tmp_path):
+    # The code carries the curve; the switch's residual is +-1/2, as a
+    # binary column (diabetes' sex) leaves a decoder that cannot tell it
+    # from the code. Components with means put one mode at each value.
+    # Measured, nats per held-out row: 1.57 (the scalar variance: -1.23; a
+    # mixture centred at the decoder's mean with as many components as the
+    # rows allowed, before the means and the choice: 0.11, which fails).
+    X, X_test = _curve_and_a_switch(600, 0), _curve_and_a_switch(300, 1)
+    params = dict(n_components=1, max_iter=30, n_eval_samples=200)
+    full = _fit(X, decoder_variance="full", **params)
+    scalar = _fit(X, decoder_variance="scalar", **params)
+    assert full.score(X_test) > scalar.score(X_test) + 2.0
+    # The number of components is chosen after training: a saved model is
+    # rebuilt with it.
+    loaded = pickle.loads(pickle.dumps(full))
+    assert np.array_equal(loaded.score_samples(X_test[:20]), full.score_samples(X_test[:20]))

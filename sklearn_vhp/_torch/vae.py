@@ -384,22 +384,15 @@ class VAE(nn.Module):
         return float(total) / max(1, n)
 
     @torch.no_grad()
-    def fit_noise_mixture(self, chunks, *, seed, n_iter=100):
-        """Fit ``decoder_variance="full"``'s mixture noise to the networks.
-
-        The residuals ``x - E[x|z]`` at ``z ~ q(z|x)`` (noise from ``seed``)
-        of the rows of ``chunks``, at most ``n_iter`` EM iterations (see
-        :meth:`~.likelihoods.MixtureNoiseLikelihood.fit`). Returns the mean
-        variance, or ``None`` unless the likelihood is fitted in closed form.
-        """
-        fit = getattr(self.likelihood, "fit", None)
-        if fit is None:
-            return None
+    def noise_residuals(self, chunks, *, seed):
+        """The residuals ``x - E[x|z]`` (float64) at ``z ~ q(z|x)`` (noise from
+        ``seed``) of the rows of ``chunks``: what ``decoder_variance="full"``'s
+        mixture noise is fitted to (:class:`~.likelihoods.MixtureNoiseLikelihood`)."""
         parts = [
             self.residuals(x, eps).to(torch.float64)
             for x, eps in self._with_posterior_noise(chunks, seed)
         ]
-        return fit(torch.cat(parts), n_iter=n_iter)
+        return torch.cat(parts)
 
     def _with_posterior_noise(self, chunks, seed):
         """``(x, eps)`` for each tensor ``x`` of ``chunks``: the standard normal
