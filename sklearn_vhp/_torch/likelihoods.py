@@ -226,13 +226,14 @@ class MixtureNoiseLikelihood(GaussianLikelihood):
         Every fifth row of ``residuals`` (N, D) is held out; mixtures are
         fitted to the others (at most ``n_iter`` EM iterations each) and
         scored on them (on at most :data:`SELECT_FOLD_ROWS` rows, every row
-        is held out once: five folds). First the shrinkage, among :data:`SELECT_SHRINKAGES`
-        with :data:`SELECT_SHRINKAGE_COMPONENTS` components; then, with it,
-        the number of components among :data:`SELECT_COMPONENTS` (those with
-        at least two fitting rows each). With fewer than
-        :data:`SELECT_MIN_ROWS_PER_FEATURE` rows per feature, one component
-        and the oracle approximating shrinkage. Sets both (the mixture is then not
-        fitted: call :meth:`fit`) and returns them.
+        is held out once: five folds). First the shrinkage, among
+        :data:`SELECT_SHRINKAGES` with :data:`SELECT_SHRINKAGE_COMPONENTS`
+        components; then, with it, the number of components among
+        :data:`SELECT_COMPONENTS` (those with at least two fitting rows
+        each). With fewer than :data:`SELECT_MIN_ROWS_PER_FEATURE` rows per
+        feature, one component and the oracle approximating shrinkage. Sets
+        both (the mixture is then not fitted: call :meth:`fit`) and returns
+        them.
         """
         r = residuals.to(torch.float64)
         n = r.shape[0]
