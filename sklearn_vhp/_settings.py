@@ -31,6 +31,7 @@ from threadpoolctl import ThreadpoolController
 
 from ._compat import Interval, StrOptions, get_chunk_n_rows
 from ._schedules import StepSizeDecay, check_beta_init
+from ._torch.likelihoods import SELECT_COMPONENTS, SELECT_MIN_ROWS_PER_FEATURE
 
 #: Default REWO tolerance ``κ`` (an RMS error per element, in units of the
 #: data's scale) by likelihood: the first way out of REWO's initial phase.
@@ -40,9 +41,12 @@ DEFAULT_NOISE_VARIANCE = 0.01
 #: ``decoder_variance="auto"`` with ``noise_variance="auto"``: ``"full"`` up to
 #: this many features, else ``"scalar"`` (see :func:`decoder_variance`).
 AUTO_FULL_MAX_FEATURES = 128
-#: ``decoder_variance="full"`` or ``"full_trained"``: at most this many noise components, each with
-#: at least ``NOISE_ROWS_PER_FEATURE`` training rows per feature on average.
-MAX_NOISE_COMPONENTS, NOISE_ROWS_PER_FEATURE = 16, 10
+#: ``decoder_variance="full"`` or ``"full_trained"``: the mixture noise starts
+#: with at most the largest count its choice after training considers, each
+#: component with at least as many training rows per feature as that choice
+#: needs (:meth:`~._torch.likelihoods.MixtureNoiseLikelihood.select`).
+MAX_NOISE_COMPONENTS = max(SELECT_COMPONENTS)
+NOISE_ROWS_PER_FEATURE = SELECT_MIN_ROWS_PER_FEATURE
 #: ``kappa="auto"``: REWO's initial phase also ends when ``Ĉ_t`` fell by less
 #: than ``plateau_tol`` over a window of iterations (an eighth of the budget,
 #: within ``PLATEAU_WINDOW``); κ² is then ``plateau_margin`` times ``Ĉ_t``.
