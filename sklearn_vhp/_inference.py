@@ -125,15 +125,20 @@ def fitted_noise_mixture(module, data, seed):
     (``noise_variance_``); the module's configuration must then record the
     number of components (``module.likelihood.n_components``).
     """
-    rows = data[:: max(1, -(-data.shape[0] // NOISE_MIXTURE_ROWS))]
+    rows = _evenly_spaced(data, NOISE_MIXTURE_ROWS)
     chunks = row_chunks(rows, chunk_rows(module.memory_per_row("squared_error")))
     residuals = module.noise_residuals(chunks, seed=seed)
-    start = residuals[:: max(1, -(-residuals.shape[0] // NOISE_MIXTURE_START_ROWS))]
+    start = _evenly_spaced(residuals, NOISE_MIXTURE_START_ROWS)
     module.likelihood.select(start)
     variance = module.likelihood.fit(start, n_iter=100)
     if residuals.shape[0] > start.shape[0]:
         variance = module.likelihood.fit(residuals, n_iter=NOISE_MIXTURE_FINISH)
     return variance
+
+
+def _evenly_spaced(rows, n):
+    """At most ``n`` of ``rows``, every k-th (a view)."""
+    return rows[:: max(1, -(-rows.shape[0] // n))]
 
 
 def mean_decoder_variance(module, data, seed):
