@@ -120,6 +120,12 @@ def patched(obj, name, value):
         setattr(obj, name, old)
 
 
+def budget_steps(est):
+    """Iterations of the whole fit, by the package's rules (once ``fit`` has seen the data)."""
+    n = est._n_train
+    return _settings.epochs(est, n) * _settings.steps_per_epoch(est, n)
+
+
 def candidate(config, stack, est):
     """Apply ``config``'s patches (entered on ``stack``) and estimator parameters."""
     if config == "base":
@@ -144,7 +150,7 @@ def candidate(config, stack, est):
             out = original(self)
             if self is est._optimizer:
                 count[0] += 1
-                total = est._budget_steps
+                total = budget_steps(est)
                 t = min(1.0, max(0.0, (count[0] / total - (1 - part)) / part))
                 self.param_groups[0]["lr"] = est.learning_rate * final**t
             return out
@@ -212,11 +218,12 @@ def run(config, seed, n_samples=15000, n_train=12000, max_iter="auto"):
     Xtr = torch.as_tensor(X_train, dtype=torch.float32)
     Xte = torch.as_tensor(X_test, dtype=torch.float32)
     est = VHPEstimator(n_components=2, random_state=seed, max_iter=max_iter)
-    steps_per_epoch = n_train // est.batch_size
-    est._budget_steps = _settings.epochs(est, n_train) * steps_per_epoch
+    est._n_train = n_train  # for budget_steps, which the candidates read
     curve, state = [], dict(steps=0, eval_time=0.0, start=None)
 
     def hook():
+        # The batch size is resolved by fit (batch_size="auto"), so read it now.
+        steps_per_epoch = _settings.steps_per_epoch(est, n_train)
         state["steps"] += 1
         if state["steps"] % steps_per_epoch:
             return

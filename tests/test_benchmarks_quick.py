@@ -50,6 +50,24 @@ def test_prior_on_ring_tells_a_ring_from_a_disc(load_benchmark):
     assert module.prior_on_ring(ring, disc + [50.0, 0.0]) == 0.0
 
 
+def test_pendulum_curves_measure_each_epoch_and_apply_a_candidate(load_benchmark):
+    # The curves script reads the package's own budget rules (batch_size="auto"
+    # is resolved by fit): three epochs of 256 renders, the decay candidate
+    # reaching a tenth of the step size at the last iteration.
+    import torch
+
+    curves = load_benchmark("pendulum_curves")
+    threads = torch.get_num_threads()
+    try:
+        result = curves.run("decay0.1_0.5", 0, n_samples=400, n_train=256, max_iter=3)
+    finally:
+        torch.set_num_threads(threads)
+    assert [row["epoch"] for row in result["curve"]] == [1, 2, 3]
+    assert result["n_iter"] == 3 and 0 <= result["angle"] <= np.pi
+    assert result["curve"][0]["lr"] == pytest.approx(1e-3)
+    assert result["curve"][-1]["lr"] == pytest.approx(1e-4, rel=1e-6)
+
+
 def test_defaults_suite_quick_runs(tmp_path, load_benchmark):
     suite = load_benchmark("defaults_suite")
     (row,) = suite.main(["--quick", "--datasets", "wine", "--out", str(tmp_path)])
