@@ -120,14 +120,11 @@ def patched(obj, name, value):
         setattr(obj, name, old)
 
 
-def budget_steps(est):
-    """Iterations of the whole fit, by the package's rules (once ``fit`` has seen the data)."""
-    n = est._n_train
-    return _settings.epochs(est, n) * _settings.steps_per_epoch(est, n)
+def candidate(config, stack, est, steps):
+    """Apply ``config``'s patches (entered on ``stack``) and estimator parameters.
 
-
-def candidate(config, stack, est):
-    """Apply ``config``'s patches (entered on ``stack``) and estimator parameters."""
+    ``steps("fit")``: the fit's iterations (read once ``fit`` has begun).
+    """
     if config == "base":
         return
     if config == "nodecay":  # a constant step size, as before issue 27
@@ -150,7 +147,7 @@ def candidate(config, stack, est):
             out = original(self)
             if self is est._optimizer:
                 count[0] += 1
-                total = budget_steps(est)
+                total = steps("fit")
                 t = min(1.0, max(0.0, (count[0] / total - (1 - part)) / part))
                 self.param_groups[0]["lr"] = est.learning_rate * final**t
             return out
@@ -218,12 +215,19 @@ def run(config, seed, n_samples=15000, n_train=12000, max_iter="auto"):
     Xtr = torch.as_tensor(X_train, dtype=torch.float32)
     Xte = torch.as_tensor(X_test, dtype=torch.float32)
     est = VHPEstimator(n_components=2, random_state=seed, max_iter=max_iter)
-    est._n_train = n_train  # for budget_steps, which the candidates read
-    curve, state = [], dict(steps=0, eval_time=0.0, start=None)
+    curve, state, budget = [], dict(steps=0, eval_time=0.0, start=None), {}
+
+    def steps(span):
+        """Iterations of one ``"epoch"`` or of the whole ``"fit"``, by the
+        package's rules: ``fit`` resolves ``batch_size="auto"``, so they are
+        read at its first step, once."""
+        if not budget:
+            per_epoch = _settings.steps_per_epoch(est, n_train)
+            budget.update(epoch=per_epoch, fit=_settings.epochs(est, n_train) * per_epoch)
+        return budget[span]
 
     def hook():
-        # The batch size is resolved by fit (batch_size="auto"), so read it now.
-        steps_per_epoch = _settings.steps_per_epoch(est, n_train)
+        steps_per_epoch = steps("epoch")
         state["steps"] += 1
         if state["steps"] % steps_per_epoch:
             return
@@ -243,7 +247,7 @@ def run(config, seed, n_samples=15000, n_train=12000, max_iter="auto"):
 
     original = _adam.FusedAdam.step
     with contextlib.ExitStack() as stack:
-        candidate(config, stack, est)
+        candidate(config, stack, est, steps)
         inner = _adam.FusedAdam.step
 
         def step(self, *a, **k):
