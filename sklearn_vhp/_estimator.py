@@ -125,12 +125,13 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         given the code, from a small network the package adds beside the
         decoder (a custom ``decoder`` still returns means only). ``"full"``:
         a Gaussian mixture of full-covariance noise around the decoder's
-        mean (components with means of their own; 1 to 16 components and
-        the covariances' shrinkage chosen by held-out residuals), fitted in
+        mean (components with means of their own, each at one scale or as a
+        scale mixture of five; 1 to 16 components, the scales and the
+        covariances' shrinkage chosen by held-out residuals), fitted in
         closed form (EM) to the trained networks' residuals, as the scalar
         variance is calibrated: the codes are the scalar model's, the
         density describes correlated residuals whose size and shape vary
-        from row to row (image patches: 192.5 against 83 nats; see
+        from row to row (image patches: 195.5 against 83 nats; see
         :ref:`density_comparison`). ``"full_trained"``: the same
         mixture, refitted after every epoch of the main phase so that the
         networks train against it: a slightly better density (patches, 8
@@ -550,8 +551,13 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
                 self.noise_variance_ = _inference.fitted_noise_mixture(
                     self.module_, calibration_rows, self._eval_seed
                 )
-                # The number of components chosen: what a saved model is rebuilt with.
-                self._module_config["noise_components"] = self.module_.likelihood.n_components
+                # The numbers chosen: what a saved model is rebuilt with (one
+                # scale is what older configurations mean).
+                noise = self.module_.likelihood
+                self._module_config["noise_components"] = noise.n_components
+                self._module_config.pop("noise_scales", None)
+                if noise.n_scales > 1:
+                    self._module_config["noise_scales"] = noise.n_scales
             elif self.decoder_variance_ not in (None, "scalar"):
                 self.noise_variance_ = _inference.mean_decoder_variance(
                     self.module_, calibration_rows, self._eval_seed

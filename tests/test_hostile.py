@@ -450,6 +450,15 @@ def test_old_and_incompatible_pickles(fitted, X):
     legacy["module_"] = buf.getvalue()
     with pytest.raises(ValueError, match="older than 0.1.0.dev0.*layout differs.*prior.loc"):
         _load_state(legacy)
+    # One from before the noise mixture had scales: one scale per component.
+    legacy = _legacy_state(fitted)
+    blob = torch.load(__import__("io").BytesIO(legacy["module_"]), weights_only=True)
+    assert "likelihood.log_scales" in blob["module"]  # the fixture has mixture noise
+    del blob["module"]["likelihood.log_scales"], blob["module"]["likelihood.scale_log_weights"]
+    buf = __import__("io").BytesIO()
+    torch.save(blob, buf)
+    legacy["module_"] = buf.getvalue()
+    np.testing.assert_array_equal(_load_state(legacy).score_samples(X), fitted.score_samples(X))
     # One lacking what a warm start needs: says so at load, not at warm start.
     legacy = _legacy_state(fitted)
     del legacy["_seed_stream"]

@@ -44,6 +44,7 @@ def build_vae(
     noise_variance=None,
     decoder_variance="scalar",
     noise_components=1,
+    noise_scales=1,
     encoder_variance="amortized",
     n_pseudo_inputs=None,
     architecture="mlp",
@@ -82,7 +83,8 @@ def build_vae(
     the decoder). Learned variances start at ``noise_variance`` and stay
     above :data:`VARIANCE_FLOOR` times it. ``"full"``: Gaussian mixture
     noise with full covariances (:class:`~.likelihoods.MixtureNoiseLikelihood`,
-    ``noise_components`` of them), fitted in closed form after training;
+    ``noise_components`` of them at ``noise_scales`` scales each), fitted in
+    closed form after training;
     ``"full_trained"``: the same, also trained against in the main phase.
     """
     act = ACTIVATIONS[activation]
@@ -126,7 +128,12 @@ def build_vae(
             floor = VARIANCE_FLOOR * noise_variance
             trained = decoder_variance == "full_trained"
             lik = MixtureNoiseLikelihood(
-                n_features, noise_variance, floor, noise_components, trained=trained
+                n_features,
+                noise_variance,
+                floor,
+                noise_components,
+                trained=trained,
+                n_scales=noise_scales,
             )
         else:
             raise ValueError(f"Unknown decoder_variance {decoder_variance!r}.")
