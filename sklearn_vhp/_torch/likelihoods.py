@@ -99,6 +99,21 @@ def scale_grid(n_scales, **like):
     return torch.linspace(0.0, SCALE_SPAN, n_scales, **like)
 
 
+def _at_scales(constant, squared, log_c, d):
+    """Log densities (..., S J) of ``S`` components at ``J`` scales each.
+
+    ``constant`` (S, J): each (component, scale)'s log weight and log
+    normaliser at scale 1; ``squared`` (..., S): the squared whitened
+    residuals; ``log_c`` (J,): the scales' log multipliers; ``d``: the
+    features. Scale ``c`` divides the squared residual by ``c`` and adds
+    ``-d/2 log c``; at one scale (``c = 1``) the values are the unscaled
+    components', bit for bit. The noise model's density and EM's both come
+    from here.
+    """
+    constant = constant - 0.5 * d * log_c
+    return (constant - 0.5 * squared[..., None] * torch.exp(-log_c)).flatten(-2)
+
+
 class MixtureNoiseLikelihood(GaussianLikelihood):
     """Gaussian mixture noise with full covariances, fitted in closed form.
 
@@ -200,15 +215,8 @@ class MixtureNoiseLikelihood(GaussianLikelihood):
         shift = torch.matmul(self.whiten, self.offsets[:, :, None]).squeeze(-1)  # W_k b_k
         y = torch.matmul(out - x, stacked).unflatten(-1, (s, d)) + shift  # (..., S, D)
         log_det = torch.log(torch.diagonal(self.whiten, dim1=-2, dim2=-1)).sum(-1)  # (S,)
-        if self.n_scales == 1:
-            log_k = self.log_weights + log_det - 0.5 * (y * y).sum(-1)  # (..., S)
-        else:
-            # Scale j divides the squared whitened residual by c_j and its determinant term
-            # adds -D/2 log c_j: (..., S, J).
-            log_c = self.log_scales
-            log_pi = (self.log_weights + log_det)[:, None] + self.scale_log_weights
-            log_pi = log_pi - 0.5 * d * log_c
-            log_k = (log_pi - 0.5 * (y * y).sum(-1)[..., None] * torch.exp(-log_c)).flatten(-2)
+        constant = (self.log_weights + log_det)[:, None] + self.scale_log_weights  # (S, J)
+        log_k = _at_scales(constant, (y * y).sum(-1), self.log_scales, d)  # (..., S J)
         return torch.logsumexp(log_k, -1) - 0.5 * y.shape[-1] * math.log(2 * math.pi)
 
     @torch.no_grad()
@@ -343,10 +351,9 @@ def _log_components(r, means, cov, log_pi, rows=None):
     y = torch.matmul(rows, whiten.transpose(-1, -2).to(rows.dtype)) - shift.to(rows.dtype)
     log_det = 2 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
     log_c = scale_grid(log_pi.shape[-1], dtype=cov.dtype, device=cov.device)
-    constant = log_pi - 0.5 * (log_det[:, None] + d * log_c) - 0.5 * d * math.log(2 * math.pi)
+    constant = log_pi - 0.5 * log_det[:, None] - 0.5 * d * math.log(2 * math.pi)
     squared = (y * y).sum(-1).T.to(cov.dtype)  # (N, S)
-    log_k = constant - 0.5 * squared[:, :, None] * torch.exp(-log_c)
-    return log_k.flatten(1).to(r.dtype)  # (N, S J)
+    return _at_scales(constant, squared, log_c, d).to(r.dtype)  # (N, S J)
 
 
 def _em(r, start, n_components, floor, shrinkage, n_iter, tol, n_scales=1):
@@ -394,10 +401,7 @@ def _em(r, start, n_components, floor, shrinkage, n_iter, tol, n_scales=1):
         log_pi = torch.log(resp.sum(0).clamp_min(1e-300) / n).clamp_min(-80.0)
         total = resp.sum((0, 2))
         alive = total > 1e-6 * n
-        if j == 1:
-            resp = resp[:, :, 0]
-        else:  # a row at scale c_j counts 1/c_j in the shape's mean and scatter
-            resp = (resp * torch.exp(-log_c)).sum(-1)
+        resp = (resp * torch.exp(-log_c)).sum(-1)  # a row at scale c_j counts 1/c_j
         weight = resp.sum(0)  # the total responsibility, for one scale
         share = resp / weight.clamp_min(1e-300)  # (N, S): each component's row weights
         means = torch.where(alive[:, None], share.T @ r, means)
