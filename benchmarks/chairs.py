@@ -39,6 +39,12 @@ number of frames. Every frame is measured against the renders:
 * the smoothness factor (:func:`~sklearn_vhp.metrics.smoothness_factor`) of
   the decoded frames.
 
+Two reference graphs tell whether a failure to turn lies with the prior or
+with the latent space (:class:`GivenNodes`): the same (a) paths through a
+graph whose nodes are the model's codes of the training renders (the nodes
+the best possible prior would give), and through a graph over the training
+renders themselves, by pixel distance (no model at all).
+
 Prints a table (the paper's qualitative claims beside our numbers) and saves
 ``chairs.md`` (table, command, machine, sizes), ``chairs.json`` (raw
 numbers) and ``chairs_interpolations.png`` (strips of both models one above
@@ -75,6 +81,7 @@ except ImportError:  # run from a source checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.metrics import pairwise_distances_argmin_min
 
 from sklearn_vhp import ManifoldInterpolator, VHPEstimator
@@ -162,6 +169,60 @@ def measure_frames(frames, train_X, ref_X, ref_chair, ref_azimuth, image_size):
     return rms, sharp, ref_chair[j], ref_azimuth[j]
 
 
+class GivenNodes(TransformerMixin, BaseEstimator):
+    """A fitted stand-in for a VAE whose prior samples are fixed nodes.
+
+    :class:`~sklearn_vhp.ManifoldInterpolator` draws its graph's nodes from
+    ``sample_latent``; this returns ``nodes`` instead, so that the same graph
+    interpolation runs over reference nodes: a model's codes of the training
+    renders (the nodes the best possible prior would give, an oracle), or the
+    training renders themselves in pixel space (``encode``/``decode``
+    ``None``: the identity; no model at all).
+    """
+
+    def __init__(self, nodes=None, encode=None, decode=None):
+        self.nodes = nodes
+        self.encode = encode
+        self.decode = decode
+
+    def __sklearn_is_fitted__(self):
+        return True
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        return np.asarray(X) if self.encode is None else self.encode(X)
+
+    def inverse_transform(self, Z):
+        return np.asarray(Z) if self.decode is None else self.decode(Z)
+
+    def sample_latent(self, n_samples=1, random_state=None):
+        return self.nodes[:n_samples]
+
+
+def graph_frames(interp, pairs, n_frames):
+    """Decoded frames of each pair's graph path, resampled at ``n_frames`` points."""
+    frames = []
+    for x0, x1 in pairs:
+        path = interp.interpolate(x0, x1)
+        frames.append(interp.inverse_transform(resample(path.latent, n_frames)))
+    return np.stack(frames)
+
+
+def reference_graph(estimator, nodes, fit_X, seed):
+    """A ManifoldInterpolator with the paper's neighbours over given nodes."""
+    return ManifoldInterpolator(
+        estimator, prefit=True, n_nodes=len(nodes), n_neighbors=PAPER_NEIGHBORS, random_state=seed
+    ).fit(fit_X)
+
+
+def turns(frames, ref_X, ref_az, view_step):
+    """:func:`turn_stats` of each path's frames, azimuths read from the nearest render."""
+    j, _ = pairwise_distances_argmin_min(frames.reshape(-1, frames.shape[-1]), ref_X)
+    return [turn_stats(a, view_step) for a in ref_az[j].reshape(len(frames), -1)]
+
+
 def make_pairs(test, n_pairs, rng):
     """Start/end specs of the (a) turning and (b) two-chair paths."""
     n_chairs = test.shape_params.shape[0]
@@ -230,13 +291,16 @@ def run(args):
         rec = {"fit_s": fit_s, "graph_s": graph_s, "epochs": int(model.n_iter_)}
         rec["beta"] = float(model.beta_)
         rec["components"] = int(interp.n_connected_components_)
-        frames_by_kind = {}
-        for kind, pairs in (("a", a_pairs), ("b", b_pairs)):
-            frames = []
-            for x0, x1 in pairs:
-                path = interp.interpolate(x0, x1)
-                frames.append(model.inverse_transform(resample(path.latent, args.frames)))
-            frames_by_kind[kind] = np.stack(frames)
+        frames_by_kind = {
+            kind: graph_frames(interp, pairs, args.frames)
+            for kind, pairs in (("a", a_pairs), ("b", b_pairs))
+        }
+        # The same paths over the model's codes of the training renders: what
+        # the best prior could give this latent space.
+        oracle = GivenNodes(model.transform(train.data), model.transform, model.inverse_transform)
+        oracle = reference_graph(oracle, oracle.nodes, train.data[:2], args.seed)
+        codes_frames = graph_frames(oracle, a_pairs, args.frames)
+        rec["codes_turn"] = turns(codes_frames, ref_X, ref_az, view_step)
         for kind, frames in frames_by_kind.items():
             flat = frames.reshape(-1, s * s)
             rms, sharp, chair, az = measure_frames(flat, train.data, ref_X, ref_chair, ref_az, s)
@@ -254,6 +318,11 @@ def run(args):
         results[name] = rec
         strips[name] = {k: v[: args.show] for k, v in frames_by_kind.items()}
         print(f"{name}: fit {fit_s:.0f} s, graph {graph_s:.1f} s", flush=True)
+
+    # No model: the graph over the training renders themselves (pixel distances).
+    pixels = reference_graph(GivenNodes(train.data), train.data, train.data[:2], args.seed)
+    render_frames = graph_frames(pixels, a_pairs, args.frames)
+    results["renders"] = {"turn": turns(render_frames, ref_X, ref_az, view_step)}
 
     truth = []
     for (c, e, k), _ in zip(turn[: args.show], range(args.show)):
@@ -275,17 +344,25 @@ def summarise(rec):
     for m in ("realism_rms", "sharpness", "smoothness"):
         a, b = np.mean(rec["a"][m]), np.mean(rec["b"][m])
         out[m] = {"a": float(a), "b": float(b), "both": float((a + b) / 2)}
-    turn = rec["a"]["turn"]
-    ok = [t["short_way"] and t["max_step_views"] <= MAX_STEP_VIEWS for t in turn]
-    out["short_way"] = float(np.mean([t["short_way"] for t in turn]))
-    out["turn_ok"] = float(np.mean(ok))
-    out["median_max_step"] = float(np.median([t["max_step_views"] for t in turn]))
+    out.update(turn_summary(rec["a"]["turn"]))
+    out["codes"] = turn_summary(rec["codes_turn"])
     out["same_chair"] = float(np.mean(rec["a"]["same_chair"]))
     return out
 
 
+def turn_summary(turn):
+    """Share of (a) paths the short way, of those also without a step > 2 views, median step."""
+    ok = [t["short_way"] and t["max_step_views"] <= MAX_STEP_VIEWS for t in turn]
+    return {
+        "short_way": float(np.mean([t["short_way"] for t in turn])),
+        "turn_ok": float(np.mean(ok)),
+        "median_max_step": float(np.median([t["max_step_views"] for t in turn])),
+    }
+
+
 def markdown_table(results):
-    s = {name: summarise(rec) for name, rec in results.items()}
+    s = {name: summarise(results[name]) for name in MODELS}
+    s["renders"] = turn_summary(results["renders"]["turn"])
     v, i = s["VHP + REWO"], s["IWAE"]
     rows = [
         "| measure | paper (pictures only) | VHP + REWO | IWAE |",
@@ -310,6 +387,9 @@ def markdown_table(results):
         f"{i['median_max_step']:.2f} |",
         f"| (a) frames whose nearest render is the same chair | — | {v['same_chair']:.0%} | "
         f"{i['same_chair']:.0%} |",
+        f"| (a) short way and no step > {MAX_STEP_VIEWS:.0f} views, graph over the model's "
+        f"codes of the training renders (the best any prior could do) | — | "
+        f"{v['codes']['turn_ok']:.0%} | {i['codes']['turn_ok']:.0%} |",
     ]
     for key, label, fmt in (
         ("epochs", "epochs", "{}"),
@@ -321,6 +401,14 @@ def markdown_table(results):
             f"| {label} | — | {fmt.format(results['VHP + REWO'][key])} | "
             f"{fmt.format(results['IWAE'][key])} |"
         )
+    r = s["renders"]
+    rows += [
+        "",
+        f"Without a model: the same (a) paths through a graph over the training renders "
+        f"themselves ({PAPER_NEIGHBORS} neighbours by pixel distance) turn the short way "
+        f"on {r['short_way']:.0%}, and also with no step > {MAX_STEP_VIEWS:.0f} views on "
+        f"{r['turn_ok']:.0%} (median largest step {r['median_max_step']:.2f} views).",
+    ]
     return "\n".join(rows), s
 
 

@@ -43,3 +43,33 @@ def test_resample_is_equally_spaced_by_arc_length(load_benchmark):
     poly = np.array([[0.0, 0.0], [3.0, 0.0], [3.0, 1.0]])
     pts = chairs.resample(poly, 5)
     np.testing.assert_allclose(pts, [[0, 0], [1, 0], [2, 0], [3, 0], [3, 1]])
+
+
+def test_graph_turns_a_chair_where_pose_is_a_circle_not_in_pixel_space(load_benchmark):
+    # The reference graphs' machinery on one chair's renders at fine azimuths.
+    # Codes that are the azimuth on a circle: the path from azimuth a to
+    # a + 90 passes through the views between, read as a short turn in small
+    # steps. The renders themselves in pixel space: a view 90 degrees away is
+    # among a render's 18 nearest, so the path jumps there in one hop, as it
+    # does on the benchmark's chairs (docs/benchmarks/chairs.md).
+    chairs = load_benchmark("chairs")
+    from sklearn.metrics import pairwise_distances_argmin
+
+    from sklearn_vhp.datasets import make_chairs
+
+    fine = make_chairs(1, azimuths=124, elevations=[20], image_size=32, random_state=3)
+    grid = make_chairs(1, azimuths=31, elevations=[20], image_size=32, random_state=3)
+    angle = np.deg2rad(fine.azimuth)
+    circle = np.c_[np.cos(angle), np.sin(angle)]
+    pose = chairs.GivenNodes(
+        circle,
+        encode=lambda X: circle[pairwise_distances_argmin(X, fine.data)],
+        decode=lambda Z: fine.data[pairwise_distances_argmin(Z, circle)],
+    )
+    start, end = fine.data[8], fine.data[8 + 31]  # +90 degrees
+    for nodes, turns_smoothly in ((pose, True), (chairs.GivenNodes(fine.data), False)):
+        interp = chairs.reference_graph(nodes, nodes.nodes, fine.data[:2], 0)
+        frames = chairs.graph_frames(interp, [(start, end)], 12)
+        (t,) = chairs.turns(frames, grid.data, grid.azimuth, 360 / 31)
+        assert t["short_way"]
+        assert (t["max_step_views"] <= chairs.MAX_STEP_VIEWS) == turns_smoothly
