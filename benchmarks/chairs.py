@@ -57,10 +57,9 @@ Usage::
     python benchmarks/chairs.py --train-chairs 24 --epochs 10 --out results/
 
 Default size: 80 training chairs (4,960 renders), 20 held-out chairs, 10
-epochs, 64 x 64. The IWAE's 16 decoder passes per image dominate: at the
-rates measured on a loaded 2-core machine at one thread (VHP 65, IWAE 6.8
-training images per second, ``docs/benchmarks/chairs.md``), two unloaded
-cores should run it in about an hour; it has not been run at that size.
+epochs, 64 x 64. The IWAE's 16 decoder passes per image dominate: on two
+idle cores the default size runs in 37-42 minutes (VHP + REWO's fit
+169-293 s, the IWAE's 1,960-2,171 s; ``docs/benchmarks/chairs.md``).
 """
 
 import argparse
