@@ -209,10 +209,11 @@ def graph_frames(interp, pairs, n_frames):
     return np.stack(frames)
 
 
-def reference_graph(estimator, nodes, fit_X, seed):
-    """A ManifoldInterpolator with the paper's neighbours over given nodes."""
+def reference_graph(given, fit_X, seed):
+    """A ManifoldInterpolator with the paper's neighbours over a :class:`GivenNodes`' nodes."""
+    n_nodes = len(given.nodes)
     return ManifoldInterpolator(
-        estimator, prefit=True, n_nodes=len(nodes), n_neighbors=PAPER_NEIGHBORS, random_state=seed
+        given, prefit=True, n_nodes=n_nodes, n_neighbors=PAPER_NEIGHBORS, random_state=seed
     ).fit(fit_X)
 
 
@@ -297,7 +298,7 @@ def run(args):
         # The same paths over the model's codes of the training renders: what
         # the best prior could give this latent space.
         oracle = GivenNodes(model.transform(train.data), model.transform, model.inverse_transform)
-        oracle = reference_graph(oracle, oracle.nodes, train.data[:2], args.seed)
+        oracle = reference_graph(oracle, train.data[:2], args.seed)
         codes_frames = graph_frames(oracle, a_pairs, args.frames)
         rec["codes_turn"] = turns(codes_frames, ref_X, ref_az, view_step)
         for kind, frames in frames_by_kind.items():
@@ -319,7 +320,7 @@ def run(args):
         print(f"{name}: fit {fit_s:.0f} s, graph {graph_s:.1f} s", flush=True)
 
     # No model: the graph over the training renders themselves (pixel distances).
-    pixels = reference_graph(GivenNodes(train.data), train.data, train.data[:2], args.seed)
+    pixels = reference_graph(GivenNodes(train.data), train.data[:2], args.seed)
     render_frames = graph_frames(pixels, a_pairs, args.frames)
     results["renders"] = {"turn": turns(render_frames, ref_X, ref_az, view_step)}
 

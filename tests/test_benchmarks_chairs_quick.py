@@ -68,7 +68,7 @@ def test_graph_turns_a_chair_where_pose_is_a_circle_not_in_pixel_space(load_benc
     )
     start, end = fine.data[8], fine.data[8 + 31]  # +90 degrees
     for nodes, turns_smoothly in ((pose, True), (chairs.GivenNodes(fine.data), False)):
-        interp = chairs.reference_graph(nodes, nodes.nodes, fine.data[:2], 0)
+        interp = chairs.reference_graph(nodes, fine.data[:2], 0)
         frames = chairs.graph_frames(interp, [(start, end)], 12)
         (t,) = chairs.turns(frames, grid.data, grid.azimuth, 360 / 31)
         assert t["short_way"]
