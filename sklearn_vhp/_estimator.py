@@ -142,16 +142,20 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         ``"full"`` up to 128 features when ``noise_variance`` is ``"auto"``,
         else ``"scalar"``. The choice is ``decoder_variance_``. Ignored by
         the Bernoulli likelihood.
-    architecture : {"mlp", "conv", "gated_conv", "paper_conv"}, default="mlp"
+    architecture : {"mlp", "gated_mlp", "conv", "gated_conv", "paper_conv"}, \
+            default="mlp"
         Network family of encoder and decoder (paper App. F; the prior's
-        networks are MLPs): fully connected ``"mlp"``; ``"conv"``, strided
+        networks are MLPs): fully connected ``"mlp"``; ``"gated_mlp"``, fully
+        connected with gated hidden layers ``a(h) * sigmoid(b(h))`` (the
+        VampPrior paper's MLP; ``activation`` then applies to the prior's
+        networks only); ``"conv"``, strided
         convolutions (32, 32, 64, 64 channels) mirrored in the decoder;
         ``"gated_conv"``, gated convolutions and gated dense layers (the
         VampPrior paper's MNIST network); ``"paper_conv"``, the paper's
         network for faces and chairs (App. F, Table 3: eight convolutions
         of 32 to 96 channels, 5 x 5 stride 2 alternating with 3 x 3, and
-        one fully connected layer; the decoder its reverse). All need
-        ``image_shape``; the dense layers of ``"conv"`` and ``"gated_conv"``
+        one fully connected layer; the decoder its reverse). The last three
+        need ``image_shape``; the dense layers of ``"conv"`` and ``"gated_conv"``
         follow ``hidden_layer_sizes``, those of ``"paper_conv"`` have
         ``hidden_layer_sizes[0]`` units (the paper: 256). Ignored for a
         network given as ``encoder`` or ``decoder``.

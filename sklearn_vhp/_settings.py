@@ -31,6 +31,7 @@ from threadpoolctl import ThreadpoolController
 
 from ._compat import Interval, StrOptions, get_chunk_n_rows
 from ._schedules import StepSizeDecay, check_beta_init
+from ._torch.factory import DENSE_ARCHITECTURES
 from ._torch.likelihoods import SELECT_COMPONENTS, SELECT_MIN_ROWS_PER_FEATURE
 
 #: Default REWO tolerance ``κ`` (an RMS error per element, in units of the
@@ -122,7 +123,7 @@ PARAMETER_CONSTRAINTS = {
     "decoder_variance": [
         StrOptions({"auto", "scalar", "feature", "amortized", "full", "full_trained"})
     ],
-    "architecture": [StrOptions({"mlp", "conv", "gated_conv", "paper_conv"})],
+    "architecture": [StrOptions({"mlp", "gated_mlp", "conv", "gated_conv", "paper_conv"})],
     "encoder": [torch.nn.Module, callable, None],
     "decoder": [torch.nn.Module, callable, None],
     "image_shape": ["array-like", None],
@@ -423,7 +424,7 @@ def image_shape(est, n_features):
     """``image_shape`` as a tuple of ints matching ``n_features`` (or None)."""
     if est.image_shape is None:
         builtin = est.encoder is None or est.decoder is None
-        if est.architecture != "mlp" and builtin:
+        if est.architecture not in DENSE_ARCHITECTURES and builtin:
             raise ValueError(
                 f"architecture={est.architecture!r} needs image_shape, the shape "
                 "(height, width) or (channels, height, width) of one image; got "

@@ -1,4 +1,5 @@
-"""Image networks (``architecture="conv"`` / ``"gated_conv"``), at tiny size."""
+"""The network families beside the plain MLP, at tiny size: image networks
+(``architecture="conv"`` / ``"gated_conv"``) and the gated MLP (``"gated_mlp"``)."""
 
 import pickle
 
@@ -16,9 +17,11 @@ from sklearn_vhp._torch.conv import (
     GatedDecoder,
 )
 from sklearn_vhp._torch.factory import build_vae
-from sklearn_vhp._torch.networks import LOGVAR_BOUND
+from sklearn_vhp._torch.networks import LOGVAR_BOUND, MLP, GatedLinear
 
 ARCHS = ["conv", "gated_conv"]
+#: Every architecture the tiny end-to-end tests fit, with the image shape it needs.
+SHAPES = {"conv": (8, 8), "gated_conv": (8, 8), "gated_mlp": None}
 TINY = dict(hidden_layer_sizes=(8,), max_iter=1, n_importance=4, n_eval_samples=16, batch_size=32)
 
 
@@ -32,6 +35,7 @@ def digits():
 # 1 x n_features image, so every check runs on a real conv network.
 @parametrize_with_checks(
     [VHPEstimator(architecture=arch, image_shape=(1, -1), **TINY) for arch in ARCHS]
+    + [VHPEstimator(architecture="gated_mlp", **TINY)]
 )
 def test_sklearn_compatible_conv(estimator, check):
     check(estimator)
@@ -71,6 +75,15 @@ def test_gated_conv_is_conv_times_sigmoid_gate():
     torch.testing.assert_close(layer(x), a * torch.sigmoid(b))
 
 
+def test_gated_linear_is_linear_times_sigmoid_gate():
+    torch.manual_seed(0)
+    layer = GatedLinear(5, 3)
+    x = torch.randn(4, 2, 5)
+    w_a, w_b = layer.linear.weight.chunk(2)
+    b_a, b_b = layer.linear.bias.chunk(2)
+    torch.testing.assert_close(layer(x), (x @ w_a.T + b_a) * torch.sigmoid(x @ w_b.T + b_b))
+
+
 @pytest.mark.parametrize("gated", [False, True])
 def test_encoder_linear_init_bound_and_shared_variance(gated):
     torch.manual_seed(0)
@@ -96,11 +109,12 @@ def test_encoder_linear_init_bound_and_shared_variance(gated):
         DeconvDecoder(3, (8,), (2, 7, 6)),
         GatedDecoder(3, (8,), (7, 6)),
         GatedDecoder(3, (8,), (7, 6), conv_channels=(4, 4)),
+        MLP(3, (8, 8), 42, gated=True),
     ],
-    ids=["deconv", "gated_fc", "gated_fc_conv"],
+    ids=["deconv", "gated_fc", "gated_fc_conv", "gated_mlp"],
 )
 def test_decoder_set_linear_is_affine(decoder):
-    n = decoder.n_out
+    n = decoder(torch.zeros(1, 3)).shape[-1]
     W, b = torch.randn(n, 3), torch.randn(n)
     decoder.set_linear(W, b)
     z = torch.randn(4, 2, 3)
@@ -111,10 +125,11 @@ def test_decoder_set_linear_is_affine(decoder):
     assert decoder.out.weight.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", SHAPES)
 def test_fit_transform_score_sample_pickle(digits, arch):
     X = digits
-    est = VHPEstimator(architecture=arch, image_shape=(8, 8), random_state=0, **TINY).fit(X)
+    shape = SHAPES[arch]
+    est = VHPEstimator(architecture=arch, image_shape=shape, random_state=0, **TINY).fit(X)
     assert est.transform(X[:5]).shape == (5, 2)
     scores = est.score_samples(X[:5])
     assert scores.shape == (5,) and np.isfinite(scores).all()
@@ -125,8 +140,11 @@ def test_fit_transform_score_sample_pickle(digits, arch):
     np.testing.assert_allclose(clone.score_samples(X[:5]), scores)
     np.testing.assert_allclose(clone.transform(X[:5]), est.transform(X[:5]))
     # Same seed, same model: every conv layer is drawn from the local generator.
-    again = VHPEstimator(architecture=arch, image_shape=(8, 8), random_state=0, **TINY).fit(X)
+    again = VHPEstimator(architecture=arch, image_shape=shape, random_state=0, **TINY).fit(X)
     np.testing.assert_allclose(again.transform(X[:5]), est.transform(X[:5]))
+    # Not the plain network under another name.
+    plain = VHPEstimator(image_shape=shape, random_state=0, **TINY).fit(X)
+    assert not np.allclose(plain.score_samples(X[:5]), scores)
 
 
 @pytest.mark.parametrize("prior", ["standard", "vamp"])

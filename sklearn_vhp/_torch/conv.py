@@ -29,7 +29,7 @@ import math
 import torch
 from torch import nn
 
-from .networks import GaussianHead
+from .networks import GatedLinear, GaussianHead, dense_stack
 
 #: Encoder convolutions of the gated network: (channels, kernel, stride),
 #: the VampPrior's MNIST encoder (28 x 28 -> 6 x 7 x 7 features).
@@ -60,18 +60,6 @@ class GatedConv2d(nn.Module):
         return a * torch.sigmoid(b)
 
 
-class GatedLinear(nn.Module):
-    """Gated fully connected layer ``lin_a(x) * sigmoid(lin_b(x))``."""
-
-    def __init__(self, n_in, n_out):
-        super().__init__()
-        self.linear = nn.Linear(n_in, 2 * n_out)
-
-    def forward(self, x):
-        a, b = self.linear(x).chunk(2, dim=-1)
-        return a * torch.sigmoid(b)
-
-
 def _halving(size):
     """Kernel and output size of a stride-2, padding-1 conv that halves ``size``.
 
@@ -80,14 +68,6 @@ def _halving(size):
     stride and padding maps the output size back to ``size`` exactly.
     """
     return (4, size // 2) if size % 2 == 0 else (3, (size + 1) // 2)
-
-
-def _dense_stack(n_in, hidden, activation, gated):
-    layers, width = [], n_in
-    for h in hidden:
-        layers += [GatedLinear(width, h)] if gated else [nn.Linear(width, h), activation()]
-        width = h
-    return layers, width
 
 
 class _ConvTrunk(nn.Module):
@@ -110,7 +90,7 @@ class _ConvTrunk(nn.Module):
                 c = ch
                 floats += 2 * c * h * w
         self.conv = nn.Sequential(*layers)
-        dense, width = _dense_stack(c * h * w, hidden, activation, gated)
+        dense, width = dense_stack(c * h * w, hidden, activation, gated=gated)
         self.dense = nn.Sequential(*dense)
         self.n_hidden_out = width
         self.floats_per_row = floats + 3 * sum(hidden)
@@ -253,7 +233,7 @@ class DeconvDecoder(_ImageDecoder):
             (kh, h), (kw, w) = _halving(h), _halving(w)
             kernels.append((kh, kw))
             sizes.append((h, w))
-        dense, width = _dense_stack(n_in, tuple(hidden), activation, gated=False)
+        dense, width = dense_stack(n_in, tuple(hidden), activation)
         top = CONV_CHANNELS[-1]
         self.top_shape = (top, h, w)
         self.dense = nn.Sequential(*dense, nn.Linear(width, top * h * w), activation())
@@ -299,7 +279,7 @@ class GatedDecoder(_ImageDecoder):
 
     def __init__(self, n_in, hidden, image_shape, *, conv_channels=(), shortcut=True):
         super().__init__(n_in, image_shape, shortcut)
-        dense, width = _dense_stack(n_in, tuple(hidden), None, gated=True)
+        dense, width = dense_stack(n_in, tuple(hidden), None, gated=True)
         c, h, w = self.image_shape
         floats = 3 * sum(hidden)
         conv_channels = tuple(conv_channels)

@@ -32,6 +32,9 @@ VARIANCE_FLOOR = 1e-4
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "silu": nn.SiLU}
 
+#: Architectures of fully connected networks: they take rows, no ``image_shape``.
+DENSE_ARCHITECTURES = ("mlp", "gated_mlp")
+
 
 def build_vae(
     *,
@@ -61,7 +64,8 @@ def build_vae(
     neither used nor changed. ``prior`` is ``"vhp"``, ``"standard"`` or
     ``"vamp"``; the VampPrior has ``n_pseudo_inputs`` pseudo-inputs (zeros
     until set, e.g. to training rows) and uses ``encoder`` for its components.
-    ``architecture`` picks the encoder and decoder: ``"mlp"``, or for images
+    ``architecture`` picks the encoder and decoder: ``"mlp"``, ``"gated_mlp"``
+    (its hidden layers gated, :class:`~.networks.GatedLinear`), or for images
     of shape ``image_shape`` (``(H, W)`` or ``(C, H, W)``) ``"conv"``
     (conv/deconv) or ``"gated_conv"`` (gated conv encoder, gated dense
     decoder); see :mod:`.conv`; ``"paper_conv"`` is the paper's network for
@@ -91,7 +95,7 @@ def build_vae(
     hidden = tuple(hidden_layer_sizes)
     shared = encoder_variance == "shared"
     builtin = encoder is None or decoder is None
-    if architecture != "mlp" and image_shape is None and builtin:
+    if architecture not in DENSE_ARCHITECTURES and image_shape is None and builtin:
         raise ValueError(f"architecture={architecture!r} needs image_shape.")
     with torch.random.fork_rng(devices=[]):  # module constructors draw from it
         if encoder is not None or decoder is not None:
@@ -181,13 +185,19 @@ def _builtin_networks(
 ):
     """The built-in encoder and decoder of ``architecture`` (those asked for, else ``None``)."""
     enc = dec = None
-    if architecture == "mlp":
+    if architecture in DENSE_ARCHITECTURES:
+        gated = architecture == "gated_mlp"
         if encoder:
             enc = GaussianMLP(
-                n_features, hidden, n_components, activation=act, shared_variance=shared
+                n_features,
+                hidden,
+                n_components,
+                activation=act,
+                shared_variance=shared,
+                gated=gated,
             )
         if decoder:
-            dec = MLP(n_components, hidden[::-1], n_features, activation=act)
+            dec = MLP(n_components, hidden[::-1], n_features, activation=act, gated=gated)
     elif architecture in ("conv", "gated_conv"):
         gated = architecture == "gated_conv"
         if encoder:

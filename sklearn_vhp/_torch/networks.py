@@ -52,21 +52,41 @@ def standard_normal_kl(mean, logvar):
     return 0.5 * (mean**2 + torch.exp(logvar) - logvar - 1.0)
 
 
+class GatedLinear(nn.Module):
+    """Gated fully connected layer ``lin_a(x) * sigmoid(lin_b(x))`` (one fused linear)."""
+
+    def __init__(self, n_in, n_out):
+        super().__init__()
+        self.linear = nn.Linear(n_in, 2 * n_out)
+
+    def forward(self, x):
+        a, b = self.linear(x).chunk(2, dim=-1)
+        return a * torch.sigmoid(b)
+
+
+def dense_stack(n_in, hidden, activation, *, gated=False):
+    """Hidden layers ``Linear`` + ``activation`` (or :class:`GatedLinear`), and the last width."""
+    layers, width = [], n_in
+    for h in hidden:
+        layers += [GatedLinear(width, h)] if gated else [nn.Linear(width, h), activation()]
+        width = h
+    return layers, width
+
+
 class MLP(nn.Module):
     """A stack of ``Linear`` + activation layers plus a linear output layer.
 
-    With ``shortcut=True`` a linear map from input to output is added to the
+    With ``gated=True`` the hidden layers are :class:`GatedLinear` instead
+    (the VampPrior's MNIST networks; ``activation`` is then unused). With
+    ``shortcut=True`` a linear map from input to output is added to the
     network's output (a "linear + nonlinear" residual form): it can be
     initialised to a known linear solution such as PCA (see
     :meth:`set_linear`) while the nonlinear part starts from zero.
     """
 
-    def __init__(self, n_in, hidden, n_out, *, activation=nn.Tanh, shortcut=True):
+    def __init__(self, n_in, hidden, n_out, *, activation=nn.Tanh, shortcut=True, gated=False):
         super().__init__()
-        layers, width = [], n_in
-        for h in hidden:
-            layers += [nn.Linear(width, h), activation()]
-            width = h
+        layers, width = dense_stack(n_in, hidden, activation, gated=gated)
         self.body = nn.Sequential(*layers)
         self.out = nn.Linear(width, n_out)
         self.shortcut = nn.Linear(n_in, n_out, bias=False) if shortcut else None
@@ -146,11 +166,21 @@ class GaussianMLP(GaussianHead, nn.Module):
     """An MLP that outputs the mean and log-variance of a diagonal Gaussian."""
 
     def __init__(
-        self, n_in, hidden, n_out, *, activation=nn.Tanh, shortcut=True, shared_variance=False
+        self,
+        n_in,
+        hidden,
+        n_out,
+        *,
+        activation=nn.Tanh,
+        shortcut=True,
+        shared_variance=False,
+        gated=False,
     ):
         super().__init__()
         self.n_out = n_out
-        self.net = MLP(n_in, hidden, 2 * n_out, activation=activation, shortcut=shortcut)
+        self.net = MLP(
+            n_in, hidden, 2 * n_out, activation=activation, shortcut=shortcut, gated=gated
+        )
         # With a shared variance the log-variance is one learned vector, the
         # same for every input (a homoscedastic posterior).
         self.shared_logvar = nn.Parameter(torch.zeros(n_out)) if shared_variance else None
