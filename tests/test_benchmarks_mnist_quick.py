@@ -66,6 +66,34 @@ def test_mnist_nll_quick_runs(tmp_path):
         assert 0 < res["nll"] < 800 and res["epochs"] == 1
 
 
+@pytest.mark.skipif(not _have_static_mnist(), reason="static binarized MNIST files not found")
+def test_mnist_nll_budget_curves_of_the_gated_mlp(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    args = ["--quick", "--methods", "rewo", "--architecture", "gated_mlp"]
+    args += ["--budget-minutes", "0.05", "--final-learning-rate", "1e-4", "--curve-every", "2"]
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), *args, "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "architecture `gated_mlp`" in (tmp_path / "mnist_nll.md").read_text(encoding="utf-8")
+    res = json.loads((tmp_path / "mnist_nll.json").read_text(encoding="utf-8"))["results"]["rewo"]
+    curve = res["curve"]
+    # A point every second epoch, on the budget's clock, the step size decaying.
+    assert [p["epoch"] for p in curve] == list(range(2, res["epochs"] + 1, 2))
+    times = [p["fit_time"] for p in curve]
+    assert times == sorted(times) and times[-1] <= res["fit_time"]
+    steps = [p["learning_rate"] for p in curve]
+    assert steps == sorted(steps, reverse=True) and steps[0] > steps[-1]
+    # NLLs in nats (finite and positive; a tiny network early on may be worse than uniform).
+    assert all(0 < p["train_nll"] < 1e4 and 0 < p["eval_nll"] < 1e4 for p in curve)
+
+
 def test_final_learning_rate_decays_geometrically_over_the_last_third(load_benchmark):
     import argparse
 
