@@ -24,23 +24,24 @@ def _have_static_mnist():
     return True
 
 
-@pytest.mark.skipif(not _have_static_mnist(), reason="static binarized MNIST files not found")
-def test_mnist_nll_quick_runs(tmp_path):
+def run(*args, timeout=60):
+    """Run the script with ``--quick`` and ``args`` in its own process, one thread."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.mark.skipif(not _have_static_mnist(), reason="static binarized MNIST files not found")
+def test_mnist_nll_quick_runs(tmp_path):
     first = tmp_path / "first"
-
-    def run(*args):
-        proc = subprocess.run(
-            [sys.executable, str(SCRIPT), "--quick", *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=env,
-            cwd=ROOT,
-        )
-        assert proc.returncode == 0, proc.stderr[-3000:]
-
     # Two processes, as two cores would run them: the second merges the first's rows.
     # The default device="auto" must resolve without CUDA.
     run("--methods", "rewo", "geco", "vamp", "iwae1", "iwae2", "--out", str(first))
@@ -68,19 +69,9 @@ def test_mnist_nll_quick_runs(tmp_path):
 
 @pytest.mark.skipif(not _have_static_mnist(), reason="static binarized MNIST files not found")
 def test_mnist_nll_budget_curves_of_the_gated_mlp(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    args = ["--quick", "--methods", "rewo", "--architecture", "gated_mlp"]
-    args += ["--budget-minutes", "0.05", "--final-learning-rate", "1e-4", "--curve-every", "2"]
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), *args, "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd=ROOT,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    args = ["--methods", "rewo", "--architecture", "gated_mlp", "--budget-minutes", "0.05"]
+    args += ["--final-learning-rate", "1e-4", "--curve-every", "2", "--out", str(tmp_path)]
+    run(*args, timeout=120)
     assert "architecture `gated_mlp`" in (tmp_path / "mnist_nll.md").read_text(encoding="utf-8")
     res = json.loads((tmp_path / "mnist_nll.json").read_text(encoding="utf-8"))["results"]["rewo"]
     curve = res["curve"]
