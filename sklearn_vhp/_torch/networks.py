@@ -88,6 +88,9 @@ class MLP(nn.Module):
         super().__init__()
         layers, width = dense_stack(n_in, hidden, activation, gated=gated)
         self.body = nn.Sequential(*layers)
+        # A gate holds 4 floats per unit where a plain layer holds 2 (for
+        # the chunk sizes of VAE.memory_per_row, which counts the plain 2).
+        self.floats_per_sample = 2 * sum(hidden) if gated else 0
         self.out = nn.Linear(width, n_out)
         self.shortcut = nn.Linear(n_in, n_out, bias=False) if shortcut else None
 
@@ -181,6 +184,7 @@ class GaussianMLP(GaussianHead, nn.Module):
         self.net = MLP(
             n_in, hidden, 2 * n_out, activation=activation, shortcut=shortcut, gated=gated
         )
+        self.floats_per_row = self.net.floats_per_sample
         # With a shared variance the log-variance is one learned vector, the
         # same for every input (a homoscedastic posterior).
         self.shared_logvar = nn.Parameter(torch.zeros(n_out)) if shared_variance else None
