@@ -184,7 +184,6 @@ class GaussianMLP(GaussianHead, nn.Module):
         self.net = MLP(
             n_in, hidden, 2 * n_out, activation=activation, shortcut=shortcut, gated=gated
         )
-        self.floats_per_row = self.net.floats_per_sample
         # With a shared variance the log-variance is one learned vector, the
         # same for every input (a homoscedastic posterior).
         self.shared_logvar = nn.Parameter(torch.zeros(n_out)) if shared_variance else None
@@ -192,6 +191,11 @@ class GaussianMLP(GaussianHead, nn.Module):
     @property
     def head_layers(self):
         return self.net.out, self.net.shortcut
+
+    @property
+    def floats_per_row(self):
+        """Temporaries of the gates beyond a plain layer's, per row (see :class:`MLP`)."""
+        return self.net.floats_per_sample
 
     def forward(self, x):
         return self.gaussian(self.net.body(x), x)
