@@ -193,6 +193,19 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         ``hidden_layer_sizes_``.
     activation : {"tanh", "relu", "elu", "silu"}, default="tanh"
         Hidden-layer activation.
+    decoder_dropout : float in [0, 1), default=0.0
+        Dropout rate after each fully connected hidden layer of the built-in
+        decoder, during training only (scores, codes and reconstructions
+        use the whole network). A regulariser for fits long enough to
+        overfit: on binarized MNIST (``"gated_mlp"``, 50,000 rows) the gap
+        between training and validation NLL grows to about 6 nats in 236
+        epochs without it and to 4.5 in 214 epochs with 0.1 (see
+        :ref:`decoder_dropout_notes`). Drawn from torch's
+        global random state, seeded from ``random_state`` during ``fit``
+        and restored afterwards (fits run concurrently in threads of one
+        process share that state, and are then not reproducible). Not with
+        a custom ``decoder`` (put :class:`torch.nn.Dropout` in your network
+        instead).
     init : {"pca", "random"}, default="pca"
         ``"pca"`` starts the encoder mean as the whitened PCA projection (a
         linear shortcut beside the MLP, whose output starts at zero), as
@@ -364,6 +377,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         decoder=None,
         hidden_layer_sizes="auto",
         activation="tanh",
+        decoder_dropout=0.0,
         init="pca",
         encoder_variance="shared",
         batch_size="auto",
@@ -400,6 +414,7 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
         self.decoder = decoder
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
+        self.decoder_dropout = decoder_dropout
         self.init = init
         self.encoder_variance = encoder_variance
         self.batch_size = batch_size
@@ -744,9 +759,10 @@ class VHPEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMix
             step_decay=decay,
         )
         early = None if val is None else self._early_stopping(val)
-        # A user's network may draw from torch's global random state
-        # (dropout): seeded from the fit's own stream, then restored.
-        seed = source.generator.initial_seed() + 1 if self._user_networks else None
+        # Dropout (the decoder's, or in a user's network) draws from torch's
+        # global random state: seeded from the fit's own stream, then restored.
+        draws = self._user_networks or self._module_config.get("decoder_dropout")
+        seed = source.generator.initial_seed() + 1 if draws else None
         try:
             with global_random_state(seed, self.device_):
                 trainer.run(source, epochs, early)

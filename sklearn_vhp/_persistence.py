@@ -430,8 +430,11 @@ def set_state(state):
     gaussian = state.get("likelihood_") == "gaussian"
     state.setdefault("decoder_variance", "scalar")
     state.setdefault("decoder_variance_", "scalar" if gaussian else None)
+    # ... and before decoder_dropout, none.
+    state.setdefault("decoder_dropout", 0.0)
     if isinstance(state.get("_structure"), dict):
         state["_structure"].setdefault("decoder_variance", "scalar")
+        state["_structure"].setdefault("decoder_dropout", 0.0)
     return state
 
 

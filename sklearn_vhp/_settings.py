@@ -89,6 +89,7 @@ STRUCTURAL_PARAMS = (
     "image_shape",
     "hidden_layer_sizes",
     "activation",
+    "decoder_dropout",
     "encoder",
     "decoder",
     "encoder_variance",
@@ -129,6 +130,7 @@ PARAMETER_CONSTRAINTS = {
     "image_shape": ["array-like", None],
     "hidden_layer_sizes": ["array-like", StrOptions({"auto"})],
     "activation": [StrOptions({"tanh", "relu", "elu", "silu"})],
+    "decoder_dropout": [Interval(Real, 0, 1, closed="left")],
     "init": [StrOptions({"pca", "random"})],
     "encoder_variance": [StrOptions({"amortized", "shared"})],
     "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
@@ -734,6 +736,14 @@ def resolve(est, X, hidden, n_samples=None, scan=None):
     for name in ("encoder", "decoder"):
         if getattr(est, name) is not None:
             module_config[name] = getattr(est, name)
+    if est.decoder_dropout:
+        if est.decoder is not None:
+            raise ValueError(
+                f"decoder_dropout={est.decoder_dropout!r} applies to the built-in "
+                "decoder, and a custom decoder is given: put torch.nn.Dropout in "
+                "your decoder instead, or set decoder_dropout=0."
+            )
+        module_config["decoder_dropout"] = float(est.decoder_dropout)
     schedule_args = dict(
         kappa=kappa,
         nu=est.nu,

@@ -36,6 +36,7 @@ def digits():
 @parametrize_with_checks(
     [VHPEstimator(architecture=arch, image_shape=(1, -1), **TINY) for arch in ARCHS]
     + [VHPEstimator(architecture="gated_mlp", **TINY)]
+    + [VHPEstimator(architecture="gated_mlp", decoder_dropout=0.3, **TINY)]
 )
 def test_sklearn_compatible_conv(estimator, check):
     check(estimator)

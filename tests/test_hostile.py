@@ -243,8 +243,8 @@ def test_methods_after_fit_read_fitted_attributes(X, change):
     "change",
     [dict(n_components=3), dict(prior="vamp"), dict(likelihood="bernoulli"),
      dict(architecture="conv", image_shape=(2, 3)), dict(hidden_layer_sizes=(4,)),
-     dict(activation="relu"), dict(encoder_variance="amortized"), dict(schedule="geco"),
-     dict(kappa=0.5), dict(noise_variance=0.5), dict(device="meta")],
+     dict(activation="relu"), dict(decoder_dropout=0.1), dict(encoder_variance="amortized"),
+     dict(schedule="geco"), dict(kappa=0.5), dict(noise_variance=0.5), dict(device="meta")],
 )  # fmt: skip
 def test_warm_start_refuses_a_changed_structural_parameter(X, change):
     est = E(warm_start=True).fit(X)
@@ -459,6 +459,13 @@ def test_old_and_incompatible_pickles(fitted, X):
     torch.save(blob, buf)
     legacy["module_"] = buf.getvalue()
     np.testing.assert_array_equal(_load_state(legacy).score_samples(X), fitted.score_samples(X))
+    # One from before decoder_dropout: none, and a warm start continues it.
+    legacy = _legacy_state(fitted)
+    legacy["_structure"] = dict(legacy["_structure"])  # (a copy: the fixture's stays)
+    del legacy["decoder_dropout"], legacy["_structure"]["decoder_dropout"]
+    old = _load_state(legacy)
+    assert old.get_params()["decoder_dropout"] == 0.0
+    old.set_params(warm_start=True, max_iter=1).fit(X)
     # One lacking what a warm start needs: says so at load, not at warm start.
     legacy = _legacy_state(fitted)
     del legacy["_seed_stream"]

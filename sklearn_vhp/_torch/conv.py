@@ -223,9 +223,13 @@ class DeconvDecoder(_ImageDecoder):
     activation : type of nn.Module, default=nn.Tanh
     shortcut : bool, default=True
         Add a linear map from ``z`` to the output.
+    dropout : float, default=0.0
+        Dropout after each fully connected hidden layer (:func:`dense_stack`).
     """
 
-    def __init__(self, n_in, hidden, image_shape, *, activation=nn.Tanh, shortcut=True):
+    def __init__(
+        self, n_in, hidden, image_shape, *, activation=nn.Tanh, shortcut=True, dropout=0.0
+    ):
         super().__init__(n_in, image_shape, shortcut)
         c, h, w = self.image_shape
         sizes, kernels = [(h, w)], []
@@ -233,7 +237,7 @@ class DeconvDecoder(_ImageDecoder):
             (kh, h), (kw, w) = _halving(h), _halving(w)
             kernels.append((kh, kw))
             sizes.append((h, w))
-        dense, width = dense_stack(n_in, tuple(hidden), activation)
+        dense, width = dense_stack(n_in, tuple(hidden), activation, dropout=dropout)
         top = CONV_CHANNELS[-1]
         self.top_shape = (top, h, w)
         self.dense = nn.Sequential(*dense, nn.Linear(width, top * h * w), activation())
@@ -275,11 +279,13 @@ class GatedDecoder(_ImageDecoder):
         ``(64, 64, 64, 64)``; costly on a CPU).
     shortcut : bool, default=True
         Add a linear map from ``z`` to the output.
+    dropout : float, default=0.0
+        Dropout after each gated dense hidden layer (:func:`dense_stack`).
     """
 
-    def __init__(self, n_in, hidden, image_shape, *, conv_channels=(), shortcut=True):
+    def __init__(self, n_in, hidden, image_shape, *, conv_channels=(), shortcut=True, dropout=0.0):
         super().__init__(n_in, image_shape, shortcut)
-        dense, width = dense_stack(n_in, tuple(hidden), None, gated=True)
+        dense, width = dense_stack(n_in, tuple(hidden), None, gated=True, dropout=dropout)
         c, h, w = self.image_shape
         floats = 3 * sum(hidden)
         conv_channels = tuple(conv_channels)

@@ -52,6 +52,7 @@ def build_vae(
     n_pseudo_inputs=None,
     architecture="mlp",
     image_shape=None,
+    decoder_dropout=0.0,
     encoder=None,
     decoder=None,
     network_seed=0,
@@ -71,7 +72,8 @@ def build_vae(
     decoder); see :mod:`.conv`; ``"paper_conv"`` is the paper's network for
     faces and chairs (:mod:`.paper_conv`), whose fully connected layers have
     ``hidden_layer_sizes[0]`` units. The hierarchical prior's networks are MLPs
-    whatever the architecture.
+    whatever the architecture. ``decoder_dropout > 0`` puts dropout after each
+    fully connected hidden layer of the built-in decoder.
 
     ``encoder`` and ``decoder``, when not ``None``, replace the built-in
     networks by the user's (see :mod:`.custom`): a module (deep-copied) or
@@ -114,6 +116,7 @@ def build_vae(
                 image_shape,
                 encoder=encoder is None,
                 decoder=decoder is None,
+                dropout=decoder_dropout,
             )
             encoder = enc if encoder is None else encoder
             decoder = dec if decoder is None else decoder
@@ -181,9 +184,22 @@ def _custom_networks(encoder, decoder, n_features, n_components, image_shape, sh
 
 
 def _builtin_networks(
-    architecture, n_features, n_components, hidden, act, shared, image_shape, *, encoder, decoder
+    architecture,
+    n_features,
+    n_components,
+    hidden,
+    act,
+    shared,
+    image_shape,
+    *,
+    encoder,
+    decoder,
+    dropout=0.0,
 ):
-    """The built-in encoder and decoder of ``architecture`` (those asked for, else ``None``)."""
+    """The built-in encoder and decoder of ``architecture`` (those asked for, else ``None``).
+
+    ``dropout``: the decoder's, after each of its fully connected hidden layers.
+    """
     enc = dec = None
     if architecture in DENSE_ARCHITECTURES:
         gated = architecture == "gated_mlp"
@@ -197,7 +213,14 @@ def _builtin_networks(
                 gated=gated,
             )
         if decoder:
-            dec = MLP(n_components, hidden[::-1], n_features, activation=act, gated=gated)
+            dec = MLP(
+                n_components,
+                hidden[::-1],
+                n_features,
+                activation=act,
+                gated=gated,
+                dropout=dropout,
+            )
     elif architecture in ("conv", "gated_conv"):
         gated = architecture == "gated_conv"
         if encoder:
@@ -216,9 +239,11 @@ def _builtin_networks(
                 )
         if decoder:
             if gated:
-                dec = GatedDecoder(n_components, hidden[::-1], image_shape)
+                dec = GatedDecoder(n_components, hidden[::-1], image_shape, dropout=dropout)
             else:
-                dec = DeconvDecoder(n_components, hidden[::-1], image_shape, activation=act)
+                dec = DeconvDecoder(
+                    n_components, hidden[::-1], image_shape, activation=act, dropout=dropout
+                )
     elif architecture == "paper_conv":
         if encoder:
             trunk = PaperConvEncoder(image_shape, hidden[0], activation=act)
@@ -232,7 +257,12 @@ def _builtin_networks(
                 )
         if decoder:
             dec = PaperDeconvDecoder(
-                n_components, image_shape, hidden[0], activation=act, shortcut=True
+                n_components,
+                image_shape,
+                hidden[0],
+                activation=act,
+                shortcut=True,
+                dropout=dropout,
             )
     else:
         raise ValueError(f"Unknown architecture {architecture!r}.")

@@ -64,11 +64,17 @@ class GatedLinear(nn.Module):
         return a * torch.sigmoid(b)
 
 
-def dense_stack(n_in, hidden, activation, *, gated=False):
-    """Hidden layers ``Linear`` + ``activation`` (or :class:`GatedLinear`), and the last width."""
+def dense_stack(n_in, hidden, activation, *, gated=False, dropout=0.0):
+    """Hidden layers ``Linear`` + ``activation`` (or :class:`GatedLinear`), and the last width.
+
+    ``dropout > 0``: each hidden layer is followed by ``nn.Dropout(dropout)``
+    (active in training mode only).
+    """
     layers, width = [], n_in
     for h in hidden:
         layers += [GatedLinear(width, h)] if gated else [nn.Linear(width, h), activation()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
         width = h
     return layers, width
 
@@ -82,11 +88,22 @@ class MLP(nn.Module):
     network's output (a "linear + nonlinear" residual form): it can be
     initialised to a known linear solution such as PCA (see
     :meth:`set_linear`) while the nonlinear part starts from zero.
+    ``dropout``: see :func:`dense_stack`.
     """
 
-    def __init__(self, n_in, hidden, n_out, *, activation=nn.Tanh, shortcut=True, gated=False):
+    def __init__(
+        self,
+        n_in,
+        hidden,
+        n_out,
+        *,
+        activation=nn.Tanh,
+        shortcut=True,
+        gated=False,
+        dropout=0.0,
+    ):
         super().__init__()
-        layers, width = dense_stack(n_in, hidden, activation, gated=gated)
+        layers, width = dense_stack(n_in, hidden, activation, gated=gated, dropout=dropout)
         self.body = nn.Sequential(*layers)
         # A gate holds 4 floats per unit where a plain layer holds 2 (for
         # the chunk sizes of VAE.memory_per_row, which counts the plain 2).

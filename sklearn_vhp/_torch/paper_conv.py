@@ -110,6 +110,8 @@ class PaperDeconvDecoder(_ImageDecoder):
     shortcut : bool, default=False
         Add a linear map from ``z`` to the output (the built-in decoders
         have it, so that they can start as PCA).
+    dropout : float, default=0.0
+        Dropout after the first fully connected layer.
     """
 
     def __init__(
@@ -120,6 +122,7 @@ class PaperDeconvDecoder(_ImageDecoder):
         *,
         activation=nn.ReLU,
         shortcut=False,
+        dropout=0.0,
     ):
         super().__init__(n_components, image_shape, shortcut)
         c, h, w = self.image_shape
@@ -129,6 +132,7 @@ class PaperDeconvDecoder(_ImageDecoder):
         self.dense = nn.Sequential(
             nn.Linear(n_components, features),
             activation(),
+            *([nn.Dropout(dropout)] if dropout else []),
             nn.Linear(features, math.prod(self.top_shape)),
             activation(),
         )
