@@ -25,9 +25,10 @@ Budgets: ``--epochs N`` trains every row for N epochs; ``--budget-minutes M``
 gives every row the same wall-clock budget, trained in 1-epoch ``warm_start``
 chunks until the budget is spent (the last epoch may overrun it). With
 ``--final-learning-rate`` the step size decays geometrically from
-``--learning-rate`` to that value over the last third of the budget (set
-before each chunk from the time spent so far; the estimator restarts Adam's
-step size, not its moments, when ``learning_rate`` changes). With
+``--learning-rate`` to that value over the last third of the budget (or
+the share ``--decay-fraction``), set before each chunk from the time spent
+so far (the estimator restarts Adam's step size, not its moments, when
+``learning_rate`` changes). With
 ``--curve-every N`` a budgeted row also records, every N epochs and off the
 clock, the NLL of the first 500 training and evaluation rows (200
 importance samples): the curves that show whether more epochs would help or
@@ -125,7 +126,8 @@ def peak_rss_mib():
     return rss / 1024 if sys.platform != "darwin" else rss / 2**20
 
 
-#: Fraction of a wall budget, at its end, over which --final-learning-rate applies.
+#: Fraction of a wall budget, at its end, over which --final-learning-rate
+#: applies (``--decay-fraction``'s default).
 DECAY_FRACTION = 1 / 3
 
 
@@ -133,7 +135,8 @@ def decayed_learning_rate(args, spent):
     """Step size after ``spent`` (a fraction) of the budget: constant, then geometric."""
     if args.final_learning_rate is None:
         return args.learning_rate
-    t = min(1.0, max(0.0, (spent - (1 - DECAY_FRACTION)) / DECAY_FRACTION))
+    fraction = getattr(args, "decay_fraction", DECAY_FRACTION)
+    t = min(1.0, max(0.0, (spent - (1 - fraction)) / fraction))
     return args.learning_rate * (args.final_learning_rate / args.learning_rate) ** t
 
 
@@ -212,9 +215,10 @@ def markdown(results, args, meta):
         else f"{args.epochs} epoch(s) per row"
     )
     if args.final_learning_rate is not None:
-        budget += (
-            f", step size decayed geometrically to {args.final_learning_rate:g} over "
+        budget += f", step size decayed geometrically to {args.final_learning_rate:g} over " + (
             "the last third of the budget"
+            if args.decay_fraction == DECAY_FRACTION
+            else f"the last {args.decay_fraction:.0%} of the budget"
         )
     lines = [
         "## Static binarized MNIST: validation NLL (paper Table 2)",
@@ -283,6 +287,12 @@ def main(argv=None):
         default=None,
         help="with --budget-minutes: decay the step size to this over the last third",
     )
+    parser.add_argument(
+        "--decay-fraction",
+        type=float,
+        default=DECAY_FRACTION,
+        help="with --final-learning-rate: the decay's share of the budget (default a third)",
+    )
     parser.add_argument("--pseudo-inputs", type=int, default=500)
     parser.add_argument(
         "--curve-every",
@@ -324,6 +334,8 @@ def main(argv=None):
         args.epochs = 10
     if args.final_learning_rate is not None and args.budget_minutes is None:
         parser.error("--final-learning-rate needs --budget-minutes")
+    if not 0 < args.decay_fraction <= 1:
+        parser.error("--decay-fraction must be in (0, 1]")
     torch.set_num_threads(args.threads)
 
     X_train = load_binarized_mnist("train", data_home=args.data_home).astype(np.float32)
@@ -356,6 +368,7 @@ def main(argv=None):
         "epochs",
         "budget_minutes",
         "final_learning_rate",
+        "decay_fraction",
         "eval_samples",
         "eval_rows",
         "train_rows",
@@ -366,7 +379,7 @@ def main(argv=None):
         other = json.loads(path.read_text(encoding="utf-8"))
         theirs, ours = other["meta"]["args"], meta["args"]
         # (runs saved before --decoder-dropout existed had none)
-        theirs = {"decoder_dropout": 0.0, **theirs}
+        theirs = {"decoder_dropout": 0.0, "decay_fraction": DECAY_FRACTION, **theirs}
         differ = [k for k in same if theirs.get(k) != ours.get(k)]
         if differ:
             parser.error(f"{path} was run with different settings: {differ}")

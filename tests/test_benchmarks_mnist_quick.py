@@ -96,5 +96,8 @@ def test_final_learning_rate_decays_geometrically_over_the_last_third(load_bench
     assert decayed(args, 1.0) == pytest.approx(1e-4) == decayed(args, 1.5)
     spent = [i / 100 for i in range(101)]
     assert all(decayed(args, a) >= decayed(args, b) for a, b in zip(spent, spent[1:]))
+    # --decay-fraction 0.5: constant for the first half, then the same decay.
+    args.decay_fraction = 0.5
+    assert decayed(args, 0.5) == 1e-3 and decayed(args, 0.75) == pytest.approx(10**-3.5)
     args.final_learning_rate = None
     assert {decayed(args, t) for t in spent} == {1e-3}
