@@ -465,7 +465,8 @@ def test_old_and_incompatible_pickles(fitted, X):
     del legacy["decoder_dropout"], legacy["_structure"]["decoder_dropout"]
     old = _load_state(legacy)
     assert old.get_params()["decoder_dropout"] == 0.0
-    old.set_params(warm_start=True, max_iter=1).fit(X)
+    epochs = old.n_iter_
+    assert old.set_params(warm_start=True, max_iter=1).fit(X).n_iter_ == epochs + 1
     # One lacking what a warm start needs: says so at load, not at warm start.
     legacy = _legacy_state(fitted)
     del legacy["_seed_stream"]
