@@ -16,6 +16,7 @@ import ctypes
 import functools
 import math
 import os
+import threading
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -776,22 +777,56 @@ def available_cores():
 def busy_cores():
     """Cores that other work keeps busy now.
 
-    Linux: the runnable tasks besides the calling thread (``/proc/loadavg``),
-    the most of three reads. Elsewhere: the 1-minute load average (which
-    also counts this process's own recent work), 0 where unknown.
+    Linux: the runnable tasks (:func:`runnable_tasks`) less the calling
+    thread and this process's runnable native threads
+    (:func:`native_runnable_threads`); the fewest of three reads. Not the
+    native threads: torch's OpenMP workers keep spinning for a while after
+    each parallel region, and a call right after a 2-thread call counted
+    them as another program's and ran with 1 thread. This process's other
+    Python threads do count (concurrent calls share the cores). The fewest
+    reads: a task woken for an instant is not a busy core, and a program
+    that holds a core is runnable in every read. Elsewhere: the 1-minute
+    load average (which also counts this process's own recent work), 0
+    where unknown.
     """
     try:
-        reads = []
-        for _ in range(3):
-            with open("/proc/loadavg") as f:
-                reads.append(int(f.read().split()[3].split("/")[0]))
-        return max(0, max(reads) - 1)
+        others = min(runnable_tasks() for _ in range(3)) - 1
+        if others > 0:  # (each thread's state costs a read of /proc: only when needed)
+            others -= native_runnable_threads()
+        return max(0, others)
     except (OSError, ValueError, IndexError):
         pass
     try:
         return int(os.getloadavg()[0])
     except (AttributeError, OSError):
         return 0
+
+
+def runnable_tasks():
+    """The machine's runnable tasks now (Linux: ``/proc/loadavg``), the caller included."""
+    with open("/proc/loadavg") as f:
+        return int(f.read().split()[3].split("/")[0])
+
+
+def native_runnable_threads():
+    """This process's runnable threads (state ``R``) that Python did not start (Linux).
+
+    Those of the OpenMP, BLAS and allocator pools of torch and numpy; not
+    the calling thread nor any :class:`threading.Thread`. A thread that ends
+    while it is read is skipped.
+    """
+    python = {t.native_id for t in threading.enumerate()}
+    n = 0
+    for task in os.scandir("/proc/self/task"):
+        if int(task.name) in python:
+            continue
+        try:
+            with open(os.path.join(task.path, "stat"), "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        n += state == b"R"
+    return n
 
 
 def call_threads():

@@ -5,9 +5,13 @@ The machine's state is read by two functions of ``sklearn_vhp._settings``
 play a quiet or a busy machine, and watch the threads each network runs with.
 """
 
+import os
+import subprocess
+import sys
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,6 +116,62 @@ def test_never_more_threads_than_the_caller_asked_for(X, machine, seen):
     machine(cores=64, busy=0)  # conftest: 1 thread
     _every_call(VHPEstimator(**SMALL), X)
     assert set(seen) == {1}
+
+
+#: Run in a fresh process whose OpenMP workers spin until work comes
+#: (``OMP_WAIT_POLICY=active``: what they do for a while after every parallel
+#: region anyway). The machine is played as one where every runnable task is
+#: this process's own, counted here independently of the package.
+OWN_THREADS = """
+import os, threading, time, torch
+import sklearn_vhp._settings as settings
+
+def own_runnable():
+    states = []
+    for task in os.scandir("/proc/self/task"):
+        with open(os.path.join(task.path, "stat"), "rb") as f:
+            states.append(f.read().rsplit(b")", 1)[1].split()[0])
+    return states.count(b"R")
+
+settings.runnable_tasks = own_runnable
+torch.set_num_threads(2)
+a = torch.randn(512, 512)
+a @ a  # a parallel region: its worker now spins
+spinning = own_runnable()
+print("idle workers", spinning, settings.busy_cores(), settings.call_threads())
+stop = threading.Event()
+def work():  # a Python thread of this process at work: a concurrent call
+    while not stop.is_set():
+        torch.randn(1500, 1500) @ torch.randn(1500, 1500)
+worker = threading.Thread(target=work)
+worker.start()
+while own_runnable() < spinning + 1:
+    time.sleep(0.001)
+print("python thread", settings.busy_cores(), settings.call_threads())
+stop.set()
+worker.join()
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads Linux's /proc")
+def test_idle_openmp_workers_are_not_busy_cores_but_python_threads_are():
+    """torch's OpenMP workers spin for a while after each parallel region.
+
+    A call right after a 2-thread call counted them as another program's
+    and ran with 1 thread: back-to-back calls on an idle 2-core machine
+    alternated between 2 and 1 threads. Another Python thread of the
+    process at work (a concurrent call) still takes a core.
+    """
+    env = {**os.environ, "OMP_WAIT_POLICY": "active"}
+    out = subprocess.run(
+        [sys.executable, "-c", OWN_THREADS], env=env, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out[0].split()[:2] == ["idle", "workers"]
+    spinning, busy, threads = map(int, out[0].split()[2:])
+    assert spinning >= 2, "the OpenMP worker did not spin: the test tests nothing"
+    assert (busy, threads) == (0, min(2, settings.available_cores()))
+    busy, threads = map(int, out[1].split()[2:])
+    assert (busy, threads) == (1, max(1, min(2, settings.available_cores() - 1)))
 
 
 def test_concurrent_calls_on_a_busy_machine_agree_and_restore(fitted, X, two_threads, machine):
