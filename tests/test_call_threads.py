@@ -1,8 +1,9 @@
 """Per-call torch threads on a busy machine, and the cheap model-selection score.
 
-The machine's state is read by two functions of ``sklearn_vhp._settings``
-(``available_cores``, ``busy_cores``): the tests replace them (test hooks) to
-play a quiet or a busy machine, and watch the threads each network runs with.
+The machine's state is read by functions of ``sklearn_vhp._settings``
+(``available_cores``, ``busy_cores``, ``runnable_tasks``): the tests replace
+them (test hooks) to play a quiet or a busy machine, and watch the threads
+each network runs with.
 """
 
 import os
@@ -141,8 +142,9 @@ spinning = own_runnable()
 print("idle workers", spinning, settings.busy_cores(), settings.call_threads())
 stop = threading.Event()
 def work():  # a Python thread of this process at work: a concurrent call
+    b = torch.randn(3000, 3000)
     while not stop.is_set():
-        torch.randn(1500, 1500) @ torch.randn(1500, 1500)
+        b @ b  # (long products: rarely between two, waiting for the GIL)
 worker = threading.Thread(target=work)
 worker.start()
 while own_runnable() < spinning + 1:
